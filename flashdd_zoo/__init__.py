@@ -1,0 +1,7 @@
+"""flashdd-zoo: compact soft-label generators (labelers) for large-scale dataset distillation."""
+
+__version__ = "0.1.0"
+
+from .loaders import Labeler, load_labeler  # noqa: E402
+
+__all__ = ["Labeler", "__version__", "load_labeler"]

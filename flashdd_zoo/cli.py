@@ -1,0 +1,131 @@
+"""The `flashdd-zoo` command line. Thin: parse options, call the library, print a short report."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import FlashDDError
+
+console = Console()
+
+
+def friendly_errors(fn):
+    """Show FlashDDError as a one-line CLI error instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FlashDDError as e:
+            raise click.ClickException(str(e)) from e
+
+    return wrapper
+
+
+data_root_option = click.option(
+    "--data-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FLASHDD_DATA_ROOT",
+    help="Folder holding the datasets (default: $FLASHDD_DATA_ROOT, else ../shared/data).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="flashdd-zoo")
+def main() -> None:
+    """Build, export, inspect and share compact soft-label generators for dataset distillation."""
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print config.json metrics as JSON.")
+@friendly_errors
+def info(path: Path, as_json: bool) -> None:
+    """Summarise the labeler folder PATH (verifies its manifest first)."""
+    from .exporters.manifest import verify_manifest
+    from .labeler_config import REQUIRED_FILES, read_config
+
+    config = read_config(path)
+    verify_manifest(path, required=REQUIRED_FILES)
+    m, lin = config["metrics"], config["lineage"]
+    if as_json:
+        click.echo(json.dumps({"name": config["name"], "kind": config["kind"], **m}, indent=2))
+        return
+    table = Table(title=f"{config['name']} ({config['kind']})", show_header=False)
+    rows = [
+        ("dataset", f"{lin.get('dataset', '?')}  IPC {lin.get('ipc', '-')}"),
+        ("architecture", f"{config['architecture']['name']} ({config['architecture']['stem']} stem)"),
+        ("classes", str(config["num_classes"])),
+        ("input", "x".join(map(str, config["input"]["size"]))),
+        ("parameters", f"{m['params']:,}"),
+        ("bytes (model.safetensors)", f"{m['weights_bytes']:,}"),
+        ("GFLOPs / image", f"{m['gflops']:.4f}"),
+        ("ONNX max |diff|", f"{m['onnx_max_abs_diff']:.2e}"),
+    ]
+    for key, label in (("tau_mean", "tau(D_S) top-1"), ("teacher_top1", "labeler top-1"),
+                       ("student_top1_mean", "student top-1")):
+        if m.get(key) is not None:
+            rows.append((label, f"{m[key]:.2f}%"))
+    rows.append(("manifest", "sha256 verified"))
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Labeler folder to write (replaced atomically if it exists).")
+@click.option("--dataset", "dataset_name", required=True,
+              help="Dataset the teacher was trained on (registry name or folder:PATH).")
+@data_root_option
+@click.option("--name", default=None, help="Labeler name (default: the output folder's name).")
+@click.option("--kind", default="teacher", show_default=True,
+              type=click.Choice(["teacher", "pruned"]), help="What the network is.")
+@click.option("--sample-images", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of real images for the ONNX check (default: the dataset's val split).")
+@click.option("--temperature", type=float, default=None, help="Default soft-label temperature.")
+@friendly_errors
+def export(source, out_dir, dataset_name, data_root, name, kind, sample_images, temperature) -> None:
+    """Export SOURCE as a labeler folder: config.json, model.safetensors, model.onnx, card, manifest.
+
+    SOURCE is a torchvision ResNet-18 .pth state dict (read with weights_only=True), a
+    flashdd-zoo training checkpoint folder, or an existing labeler folder.
+    """
+    from .data import resolve_dataset
+    from .data import sample_images as draw_samples
+    from .exporters import export_labeler
+    from .zoo.teachers import load_teacher
+
+    dataset = resolve_dataset(dataset_name, data_root, need_files=sample_images is None)
+    teacher = load_teacher(source, dataset.num_classes)
+    samples = draw_samples(dataset, folder=sample_images)
+    out = export_labeler(
+        teacher.model, out_dir, name=name or out_dir.name, kind=kind,
+        class_names=dataset.class_names, resolution=dataset.resolution,
+        mean=dataset.spec.mean, std=dataset.spec.std, sample_images=samples,
+        temperature=temperature, lineage={"dataset": dataset.name, "teacher": teacher.source},
+        metrics={k: v for k, v in teacher.info.items() if k in ("teacher_top1",)},
+    )
+    console.print(f"[green]exported[/green] {out}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@friendly_errors
+def card(path: Path) -> None:
+    """Re-render the model card (README.md) of PATH from its config.json and update the manifest."""
+    from .cards import write_card
+    from .exporters.manifest import verify_manifest, write_manifest
+
+    verify_manifest(path, ignore=("README.md",))  # never bless files that were altered
+    write_card(path)
+    write_manifest(path)
+    console.print(f"[green]card written[/green] {path / 'README.md'}")

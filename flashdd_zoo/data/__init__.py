@@ -1,0 +1,19 @@
+"""Dataset registry and in-memory image loading."""
+
+from .images import ImageSet, decode_files, list_split, load_split, normalize, sample_images
+from .registry import DATA_ROOT_ENV, REGISTRY, Dataset, DatasetSpec, default_data_root, resolve_dataset
+
+__all__ = [
+    "DATA_ROOT_ENV",
+    "REGISTRY",
+    "Dataset",
+    "DatasetSpec",
+    "ImageSet",
+    "decode_files",
+    "default_data_root",
+    "list_split",
+    "load_split",
+    "normalize",
+    "resolve_dataset",
+    "sample_images",
+]

@@ -1,0 +1,117 @@
+"""Write a labeler folder atomically: build it in a temporary sibling, then rename."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..cards.measure import count_params, file_bytes, gflops_per_image
+from ..cards.render import write_card
+from ..data.images import normalize
+from ..labeler_config import FORMAT, FORMAT_VERSION, ONNX, WEIGHTS, make_config, write_config
+from .manifest import write_manifest
+from .onnx_export import check_parity, export_onnx
+from .weights import save_weights
+
+TMP_MARK = ".tmp-"
+
+
+def export_labeler(
+    model: nn.Module,
+    out_dir: str | Path,
+    *,
+    name: str,
+    kind: str,
+    class_names: list[str],
+    resolution: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    sample_images: torch.Tensor,
+    temperature: float | None = None,
+    lineage: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    extra_files: dict[str, Path] | None = None,
+) -> Path:
+    """Export `model` as a complete labeler folder at `out_dir` and return its path.
+
+    `sample_images` are real uint8 images of the dataset; the ONNX file is checked against torch
+    on them. `metrics` carries measured accuracies (tau, teacher/student top-1, ...); the
+    exporter adds params, bytes, GFLOPs and the ONNX difference itself. Any failure leaves an
+    existing `out_dir` untouched and no partial folder behind.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out_dir)
+    model = model.eval().cpu().float()
+    arch = model.arch
+    config_kwargs = dict(
+        name=name, kind=kind, architecture=arch, class_names=class_names, resolution=resolution,
+        mean=mean, std=std, lineage=lineage, metrics=metrics,
+        plots=sorted(k for k in (extra_files or {}) if k.endswith(".png")),
+    )
+    if temperature is not None:
+        config_kwargs["temperature"] = temperature
+    make_config(**config_kwargs)  # validate before any work
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}{TMP_MARK}", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
+    try:
+        save_weights(model, tmp / WEIGHTS, {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                            "name": name, "kind": kind, "architecture": arch})
+        x = normalize(sample_images[:32], mean, std)
+        export_onnx(model, tmp / ONNX, x)
+        onnx_diff = check_parity(model, tmp / ONNX, x)
+        measured = {
+            "params": count_params(model),
+            "weights_bytes": file_bytes(tmp / WEIGHTS),
+            "onnx_bytes": file_bytes(tmp / ONNX),
+            "gflops": gflops_per_image(model, resolution),
+            "onnx_max_abs_diff": onnx_diff,
+            "onnx_parity_images": int(x.shape[0]),
+        }
+        if kind == "teacher":  # a full teacher is its own reference size
+            measured["teacher_params"] = measured["params"]
+            measured["teacher_weights_bytes"] = measured["weights_bytes"]
+        config_kwargs["metrics"] = {**(metrics or {}), **measured}
+        config = make_config(**config_kwargs)
+        for rel, src in (extra_files or {}).items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, tmp / rel)
+        write_config(tmp, config)
+        write_card(tmp)
+        for f in tmp.rglob("*"):
+            f.chmod(0o755 if f.is_dir() else 0o644)
+        write_manifest(tmp)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Swap `new` in at `target`; the old folder is removed only after the swap succeeded."""
+    if not target.exists():
+        os.rename(new, target)
+        return
+    old = target.with_name(f".{target.name}{TMP_MARK}old")
+    if old.exists():
+        shutil.rmtree(old)
+    os.rename(target, old)
+    os.rename(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Remove temporaries an interrupted export left beside `out_dir`."""
+    old = out_dir.with_name(f".{out_dir.name}{TMP_MARK}old")
+    if old.exists() and not out_dir.exists():
+        os.rename(old, out_dir)  # a crash between the two renames: restore the previous export
+    for stale in out_dir.parent.glob(f".{out_dir.name}{TMP_MARK}*"):
+        shutil.rmtree(stale, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Build recipes: teachers, distillation, evaluation, capacity search, build orchestration."""

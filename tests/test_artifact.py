@@ -1,0 +1,199 @@
+"""The labeler artifact: rebuild, ONNX parity, card numbers, bad inputs, atomic writes."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+import torchvision
+import yaml
+
+from flashdd_zoo import load_labeler
+from flashdd_zoo.cards import count_params, gflops_per_image
+from flashdd_zoo.data import normalize
+from flashdd_zoo.errors import ArtifactError, ExportError, InputError
+from flashdd_zoo.exporters import export_labeler, load_weights, write_manifest
+from flashdd_zoo.models import build_model, load_torchvision_resnet18, resnet18_arch
+
+
+def _x(cifar10, images):
+    return normalize(images, cifar10.spec.mean, cifar10.spec.std)
+
+
+def test_rebuild_from_config_is_bit_identical(exported, small_net, cifar10, cifar_val):
+    labeler = load_labeler(exported)
+    x = _x(cifar10, cifar_val.images)
+    with torch.no_grad():
+        assert torch.equal(labeler(x), small_net(x))
+    assert labeler.num_params == count_params(small_net)
+    assert labeler.storage_bytes == (exported / "model.safetensors").stat().st_size
+
+
+def test_onnx_parity_on_real_images(exported, cifar10, cifar_val):
+    config = json.loads((exported / "config.json").read_text())
+    assert 0 <= config["metrics"]["onnx_max_abs_diff"] < 1e-4
+    x = _x(cifar10, cifar_val.images[:7])  # a batch size the export never saw
+    torch_out, onnx_out = load_labeler(exported)(x), load_labeler(exported, backend="onnx")(x)
+    assert onnx_out.shape == (7, 10)
+    assert (torch_out - onnx_out).abs().max() < 1e-4
+
+
+def test_soft_labels_are_tempered_probabilities(exported, cifar10, cifar_val):
+    labeler = load_labeler(exported)
+    x = _x(cifar10, cifar_val.images[:5])
+    p4, p1 = labeler.soft_labels(x, temperature=4.0), labeler.soft_labels(x, temperature=1.0)
+    assert torch.allclose(p4.sum(1), torch.ones(5))
+    assert torch.allclose(p4, torch.softmax(labeler(x) / 4.0, 1))
+    assert (p4.max(1).values <= p1.max(1).values + 1e-6).all()  # higher T is flatter
+
+
+def _front_matter(card: str) -> dict:
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+def test_card_numbers_match_recomputation(exported):
+    card = (exported / "README.md").read_text()
+    meta = _front_matter(card)
+    assert meta["library_name"] == "flashdd-zoo" and "cifar10" in meta["datasets"]
+    net = load_labeler(exported).net
+    params = count_params(net)
+    gflops = gflops_per_image(net, 32)
+    size = (exported / "model.safetensors").stat().st_size
+    fl = meta["flashdd"]
+    assert fl["params"] == params and fl["weights_bytes"] == size
+    assert abs(fl["gflops"] - gflops) < 1e-9
+    assert f"| parameters | {params:,} |" in card
+    assert f"| weights on disk (model.safetensors) | {size:,} bytes |" in card
+    assert f"| GFLOPs per image at 32x32 | {gflops:.4f} |" in card
+    assert f"{100 * params / 11_173_962:.2f}%" in card
+    assert "37.00% ± 0.50 (3 seeds)" in card  # tau(D_S) as given by the build
+    results = meta["model-index"][0]["results"]
+    assert any(r["metrics"][0]["value"] == 37.0 for r in results)
+
+
+@pytest.fixture
+def copy_of(exported, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(exported, dst)
+    return dst
+
+
+def test_wrong_channels_and_resolution(exported, cifar10, cifar_val):
+    labeler = load_labeler(exported)
+    x = _x(cifar10, cifar_val.images[:2])
+    with pytest.raises(InputError, match="expects 3-channel NCHW images, got 1 channels"):
+        labeler(x[:, :1])
+    with pytest.raises(InputError, match="built for 32x32 images, got 40x40.*resize=True"):
+        labeler(torch.nn.functional.interpolate(x, size=40))
+    with pytest.raises(InputError, match="normalised float images"):
+        labeler(cifar_val.images[:2])
+    resized = load_labeler(exported, resize=True)(torch.nn.functional.interpolate(x, size=40))
+    assert resized.shape == (2, 10)
+
+
+def test_missing_file_is_refused(copy_of):
+    (copy_of / "model.onnx").unlink()
+    with pytest.raises(ArtifactError, match="model.onnx is missing"):
+        load_labeler(copy_of)
+
+
+def test_hash_mismatch_is_refused(copy_of):
+    path = copy_of / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF  # same size, one weight byte altered
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="does not match its sha256"):
+        load_labeler(copy_of)
+
+
+def test_truncated_file_is_refused(copy_of):
+    path = copy_of / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ArtifactError, match="truncated or altered"):
+        load_labeler(copy_of)
+
+
+def test_unknown_artifact_version_is_refused(copy_of):
+    config = json.loads((copy_of / "config.json").read_text())
+    config["format_version"] = 99
+    (copy_of / "config.json").write_text(json.dumps(config))
+    write_manifest(copy_of)  # a consistent folder, only from the future
+    with pytest.raises(ArtifactError, match="format version 99.*Upgrade"):
+        load_labeler(copy_of)
+
+
+def test_weights_for_another_architecture_are_refused(copy_of, exported):
+    wide = build_model(resnet18_arch(10, "cifar", scale=0.5))
+    with pytest.raises(ArtifactError, match="shape mismatches"):
+        load_weights(wide, exported / "model.safetensors")
+
+
+def test_failed_export_keeps_previous_artifact(exported, tmp_path, small_net, cifar10, cifar_val, monkeypatch):
+    target = tmp_path / "lab"
+    shutil.copytree(exported, target)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+
+    def broken_parity(*a, **k):
+        raise ExportError("simulated parity failure")
+
+    monkeypatch.setattr("flashdd_zoo.exporters.artifact.check_parity", broken_parity)
+    with pytest.raises(ExportError):
+        export_labeler(small_net, target, name="x", kind="pruned", class_names=cifar10.class_names,
+                       resolution=32, mean=cifar10.spec.mean, std=cifar10.spec.std,
+                       sample_images=cifar_val.images)
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lab"]
+
+
+def test_killed_export_leaves_no_half_artifact(tmp_path, cifar10):
+    """SIGKILL an export mid-way: no labeler folder appears; the next export cleans up."""
+    target = tmp_path / "lab"
+    script = textwrap.dedent(f"""
+        import time, flashdd_zoo.exporters.artifact as a
+        from flashdd_zoo.data import resolve_dataset, load_split
+        from flashdd_zoo.models import build_model, resnet18_arch
+        real = a.export_onnx
+        def slow(*args, **kw):
+            real(*args, **kw); print("onnx-written", flush=True); time.sleep(60)
+        a.export_onnx = slow
+        ds = resolve_dataset("cifar10"); s = load_split(ds, "test", max_per_class=2)
+        a.export_labeler(build_model(resnet18_arch(10, "cifar", 0.25)), {str(target)!r}, name="x",
+            kind="pruned", class_names=ds.class_names, resolution=32, mean=ds.spec.mean,
+            std=ds.spec.std, sample_images=s.images)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
+    assert proc.stdout.readline().strip() == "onnx-written"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not target.exists()
+    leftovers = list(tmp_path.glob(".lab.tmp-*"))
+    assert leftovers, "the killed export should have been writing into a temporary folder"
+    with pytest.raises(ArtifactError):
+        load_labeler(leftovers[0])  # no manifest: never mistaken for a labeler
+    ds_images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    export_labeler(build_model(resnet18_arch(10, "cifar", 0.25)), target, name="x", kind="pruned",
+                   class_names=cifar10.class_names, resolution=32, mean=cifar10.spec.mean,
+                   std=cifar10.spec.std, sample_images=ds_images + 128)
+    assert load_labeler(target).num_classes == 10
+    assert not list(tmp_path.glob(".lab.tmp-*"))
+
+
+def test_torchvision_weights_load_into_unpruned_config(tmp_path):
+    tv = torchvision.models.resnet18().eval()
+    path = tmp_path / "resnet18-f37072fd.pth"
+    torch.save(tv.state_dict(), path)
+    ours = load_torchvision_resnet18(str(path)).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(ours(x), tv(x))
+    torch.save(torchvision.models.resnet34().state_dict(), tmp_path / "r34.pth")
+    with pytest.raises(ArtifactError, match="does not match ResNet-18"):
+        load_torchvision_resnet18(str(tmp_path / "r34.pth"))
