@@ -1,16 +1,15 @@
-"""Write a labeler folder atomically: build it in a temporary sibling, then rename."""
+"""Export a model as a complete labeler folder, written atomically."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..atomic import atomic_dir
 from ..cards.measure import count_params, file_bytes, gflops_per_image
 from ..cards.render import write_card
 from ..data.images import normalize
@@ -18,8 +17,6 @@ from ..labeler_config import FORMAT, FORMAT_VERSION, ONNX, WEIGHTS, make_config,
 from .manifest import write_manifest
 from .onnx_export import check_parity, export_onnx
 from .weights import save_weights
-
-TMP_MARK = ".tmp-"
 
 
 def export_labeler(
@@ -46,8 +43,6 @@ def export_labeler(
     existing `out_dir` untouched and no partial folder behind.
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out_dir)
     model = model.eval().cpu().float()
     arch = model.arch
     config_kwargs = dict(
@@ -59,9 +54,7 @@ def export_labeler(
         config_kwargs["temperature"] = temperature
     make_config(**config_kwargs)  # validate before any work
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}{TMP_MARK}", dir=out_dir.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
-    try:
+    with atomic_dir(out_dir) as tmp:
         save_weights(model, tmp / WEIGHTS, {"format": FORMAT, "format_version": FORMAT_VERSION,
                                             "name": name, "kind": kind, "architecture": arch})
         x = normalize(sample_images[:32], mean, std)
@@ -88,30 +81,5 @@ def export_labeler(
         for f in tmp.rglob("*"):
             f.chmod(0o755 if f.is_dir() else 0o644)
         write_manifest(tmp)
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swap `new` in at `target`; the old folder is removed only after the swap succeeded."""
-    if not target.exists():
-        os.rename(new, target)
-        return
-    old = target.with_name(f".{target.name}{TMP_MARK}old")
-    if old.exists():
-        shutil.rmtree(old)
-    os.rename(target, old)
-    os.rename(new, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _remove_stale_temporaries(out_dir: Path) -> None:
-    """Remove temporaries an interrupted export left beside `out_dir`."""
-    old = out_dir.with_name(f".{out_dir.name}{TMP_MARK}old")
-    if old.exists() and not out_dir.exists():
-        os.rename(old, out_dir)  # a crash between the two renames: restore the previous export
-    for stale in out_dir.parent.glob(f".{out_dir.name}{TMP_MARK}*"):
-        shutil.rmtree(stale, ignore_errors=True)

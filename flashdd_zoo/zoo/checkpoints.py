@@ -7,9 +7,6 @@ for resuming, train_state.safetensors. Folders are written to a temporary name a
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..atomic import atomic_dir
 from ..errors import ArtifactError
 from ..exporters.weights import load_weights, save_weights
 from ..models import build_model
@@ -36,10 +34,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
 ) -> Path:
     """Atomically write a checkpoint folder. `meta` must be JSON (epoch, metrics, lineage...)."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         save_weights(model, tmp / "model.safetensors", {"format": FORMAT})
         doc = {"format": FORMAT, "architecture": model.arch, **meta}
         if optimizer is not None:
@@ -48,12 +43,6 @@ def save_checkpoint(
             save_file(tensors, str(tmp / "train_state.safetensors"))
             doc["optimizer"] = structure
         (tmp / CHECKPOINT_JSON).write_text(json.dumps(doc, indent=2) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.rename(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 
