@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .errors import FlashDDError
-
-console = Console()
-
-
-def friendly_errors(fn):
-    """Show FlashDDError as a one-line CLI error instead of a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except FlashDDError as e:
-            raise click.ClickException(str(e)) from e
-
-    return wrapper
-
-
-data_root_option = click.option(
-    "--data-root",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="FLASHDD_DATA_ROOT",
-    help="Folder holding the datasets (default: $FLASHDD_DATA_ROOT, else ../shared/data).",
-)
+from .cli_common import console, data_root_option, friendly_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,3 +104,13 @@ def card(path: Path) -> None:
     write_card(path)
     write_manifest(path)
     console.print(f"[green]card written[/green] {path / 'README.md'}")
+
+
+def _register() -> None:
+    from .cli_zoo import distill_cmd, evaluate_cmd, train_teacher_cmd
+
+    for command in (train_teacher_cmd, distill_cmd, evaluate_cmd):
+        main.add_command(command)
+
+
+_register()

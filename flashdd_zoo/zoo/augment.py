@@ -79,13 +79,16 @@ def _shuffle_strips(x: torch.Tensor, factor: int, dim: int, g: torch.Generator |
     return strips.gather(dim, index).flatten(dim, dim + 1)
 
 
-def cutmix(x: torch.Tensor, alpha: float = 1.0, g: torch.Generator | None = None) -> torch.Tensor:
+def cutmix(
+    x: torch.Tensor, alpha: float = 1.0, g: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, float]:
     """CutMix as RDED applies it: one Beta(alpha, alpha) box per batch, pasted from a permutation.
 
-    Only the images are mixed: soft labels come from the labeler on the mixed images.
+    Returns (mixed images, permutation, lambda = share of each image left unpasted); soft labels
+    come from the labeler on the mixed images, the permutation and lambda serve a CE term.
     """
     n, _, h, w = x.shape
-    lam = torch.distributions.Beta(alpha, alpha).sample().item() if g is None else _beta(alpha, g, x.device)
+    lam = _beta(alpha, g, x.device)
     cut = math.sqrt(1.0 - lam)
     ch, cw = int(h * cut), int(w * cut)
     cy = int(torch.randint(0, h, (1,), generator=g, device=x.device))
@@ -95,11 +98,11 @@ def cutmix(x: torch.Tensor, alpha: float = 1.0, g: torch.Generator | None = None
     perm = torch.randperm(n, generator=g, device=x.device)
     out = x.clone()
     out[:, :, y1:y2, x1:x2] = x[perm, :, y1:y2, x1:x2]
-    return out
+    return out, perm, 1.0 - (y2 - y1) * (x2 - x1) / (h * w)
 
 
-def _beta(alpha: float, g: torch.Generator, device) -> float:
-    """Beta(alpha, alpha) from a seeded generator, via two Gamma draws (uniform when alpha = 1)."""
+def _beta(alpha: float, g: torch.Generator | None, device) -> float:
+    """Beta(alpha, alpha) from a (seeded) generator, via two Gamma draws (uniform when alpha = 1)."""
     if alpha == 1.0:
         return float(torch.rand(1, generator=g, device=device))
     a = torch._standard_gamma(torch.full((2,), alpha, device=device), generator=g)

@@ -51,6 +51,7 @@ class TeacherResult:
     top1: float
     train_seconds: float
     checkpoints: dict[int, Path]
+    resumed_from_epoch: int  # 0 for a fresh run
 
 
 def augment_for_training(x: torch.Tensor, resolution: int, g: torch.Generator) -> torch.Tensor:
@@ -114,7 +115,7 @@ def train_teacher(
     (out_dir / "teacher_report.json").write_text(json.dumps(
         {"top1": top1, "train_seconds": seconds, "epochs": recipe.epochs,
          "checkpoints": {str(k): str(v) for k, v in sorted(saved.items())}}, indent=2) + "\n")
-    return TeacherResult(labeler, top1, seconds, saved)
+    return TeacherResult(labeler, top1, seconds, saved, start_epoch)
 
 
 def _train_epoch(model, optimizer, images, labels, recipe, epoch, steps, dataset, dev) -> float:

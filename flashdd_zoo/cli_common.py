@@ -1,0 +1,34 @@
+"""Pieces every CLI module shares: the console, error display, common options."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from .errors import FlashDDError
+
+console = Console()
+
+
+def friendly_errors(fn):
+    """Show FlashDDError as a one-line CLI error instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FlashDDError as e:
+            raise click.ClickException(str(e)) from e
+
+    return wrapper
+
+
+data_root_option = click.option(
+    "--data-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FLASHDD_DATA_ROOT",
+    help="Folder holding the datasets (default: $FLASHDD_DATA_ROOT, else ../shared/data).",
+)

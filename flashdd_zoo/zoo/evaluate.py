@@ -1,0 +1,175 @@
+"""The downstream protocol of RDED / Flash-DD: a random student learns D_S from a labeler.
+
+Every step: ShufflePatches + RandomResizedCrop + flip + CutMix on the batch (on the device),
+soft labels from the labeler on exactly those images, loss KL(T) (RDED) or MSE + 0.025 CE
+(Flash-DD), AdamW, cosine schedule. Top-1 on the real validation split; per-epoch training loss
+is recorded because the capacity search reads Dis(theta) off its early part.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.images import ImageSet, normalize
+from ..data.registry import Dataset
+from .augment import cutmix, random_resized_crop, shuffle_patches
+from .runtime import autocast, generator, param_groups, pick_device, prepare_model, progress, seed_everything, top1_accuracy, world
+from .students import build_student
+
+LabelFn = Callable[[torch.Tensor], torch.Tensor]  # normalised images -> logits
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    epochs: int = 300
+    batch_size: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    loss: str = "kl"  # "kl" (RDED) or "mse_ce" (Flash-DD: MSE of soft labels + 0.025 CE)
+    temperature: float = 20.0  # RDED with CutMix
+    ce_weight: float = 0.025
+    cutmix_alpha: float = 1.0
+    factor: int | None = None  # ShufflePatches strips / RRC min scale 1/factor; None: by resolution
+    schedule: str = "rded"  # "rded": lr * (1 + cos(pi t / 2T)) / 2 as RDED's code; "cosine": to 0
+    student: str = "resnet18"
+
+    def lr_at(self, epoch: float) -> float:
+        if self.schedule == "rded":
+            return self.lr * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs / 2))
+        return self.lr * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
+
+
+@dataclass
+class StudentRun:
+    seed: int
+    top1: float | None
+    losses: list[float]
+    seconds: float
+    label_seconds: float  # time inside the labeler: Flash-DD's "extra time for soft labels"
+
+
+@dataclass
+class EvalResult:
+    runs: list[StudentRun]
+    protocol: EvalProtocol
+
+    @property
+    def top1s(self) -> list[float]:
+        return [r.top1 for r in self.runs if r.top1 is not None]
+
+    @property
+    def top1_mean(self) -> float:
+        return statistics.fmean(self.top1s)
+
+    @property
+    def top1_std(self) -> float:
+        return statistics.stdev(self.top1s) if len(self.top1s) > 1 else 0.0
+
+    def to_json(self) -> dict:
+        return {"protocol": asdict(self.protocol), "top1_mean": self.top1_mean if self.top1s else None,
+                "top1_std": self.top1_std if self.top1s else None,
+                "runs": [asdict(r) for r in self.runs]}
+
+
+def augment_batch(x: torch.Tensor, res: int, factor: int, alpha: float, g: torch.Generator):
+    """RDED's training view: ShufflePatches -> RandomResizedCrop(scale 1/N..1) + flip -> CutMix.
+
+    Returns (images, CutMix permutation, CutMix lambda)."""
+    x = shuffle_patches(x, factor, g)
+    x = random_resized_crop(x, res, scale=(1.0 / factor, 1.0), g=g)
+    return cutmix(x, alpha, g)
+
+
+def _loss(student_logits, teacher_logits, labels, perm, lam, p: EvalProtocol) -> torch.Tensor:
+    t = p.temperature
+    soft = F.softmax(teacher_logits / t, dim=1)
+    if p.loss == "kl":
+        return F.kl_div(F.log_softmax(student_logits / t, dim=1), soft, reduction="batchmean")
+    ce = lam * F.cross_entropy(student_logits, labels) + (1 - lam) * F.cross_entropy(student_logits, labels[perm])
+    return F.mse_loss(F.softmax(student_logits / t, dim=1), soft) + p.ce_weight * ce
+
+
+def train_student(
+    distilled: ImageSet,
+    label_fn: LabelFn,
+    dataset: Dataset,
+    protocol: EvalProtocol,
+    seed: int,
+    val: ImageSet | None = None,
+    stop_after: int | None = None,
+    device: str | None = None,
+    show_progress: bool = False,
+) -> StudentRun:
+    """Train one student; `stop_after` ends early (schedule unchanged) for Dis(theta) windows."""
+    dev = pick_device(device)
+    rank, size = world()
+    seed_everything(seed)
+    student = prepare_model(build_student(protocol.student, dataset.num_classes, dataset.spec.stem), dev)
+    model = nn.parallel.DistributedDataParallel(student) if size > 1 else student
+    opt = torch.optim.AdamW(param_groups(student, protocol.weight_decay), lr=protocol.lr, betas=(0.9, 0.999))
+    images, labels = distilled.images.to(dev), distilled.labels.to(dev)
+    mean, std = dataset.spec.mean, dataset.spec.std
+    factor = protocol.factor or (1 if dataset.resolution <= 64 else 2)
+    batch = min(protocol.batch_size, len(images))
+    steps = math.ceil(len(images) / batch)
+    epochs = min(protocol.epochs, stop_after or protocol.epochs)
+    losses, label_seconds, t0 = [], 0.0, time.perf_counter()
+    with progress(not show_progress) as bar:
+        task = bar.add_task(f"student seed {seed}", total=epochs, status="")
+        for epoch in range(epochs):
+            g = generator(dev, seed * 1_000_003 + epoch)  # same batch order on every rank
+            g_aug = generator(dev, (seed * 1_000_003 + epoch) * 64 + rank + 1)  # own views per rank
+            order = torch.randperm(len(images), generator=g, device=dev)
+            for group in opt.param_groups:
+                group["lr"] = protocol.lr_at(epoch)
+            total = torch.zeros((), device=dev)
+            for i in range(steps):
+                idx = order[i * batch : (i + 1) * batch][rank::size]
+                x, perm, lam = augment_batch(normalize(images[idx], mean, std), dataset.resolution,
+                                             factor, protocol.cutmix_alpha, g_aug)
+                if dev.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                tl = time.perf_counter()
+                with torch.no_grad(), autocast(dev):
+                    teacher_logits = label_fn(x).float()
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                label_seconds += time.perf_counter() - tl
+                with autocast(dev):
+                    loss = _loss(model(x).float(), teacher_logits, labels[idx], perm, lam, protocol)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach()
+            if size > 1:
+                dist.all_reduce(total)
+                total /= size
+            losses.append(float(total) / steps)
+            bar.update(task, advance=1, status=f"loss {losses[-1]:.4f}")
+    top1 = top1_accuracy(student, val, mean, std, dev) if val is not None else None
+    return StudentRun(seed, top1, losses, time.perf_counter() - t0, label_seconds)
+
+
+def evaluate(
+    distilled: ImageSet,
+    label_fn: LabelFn,
+    dataset: Dataset,
+    val: ImageSet,
+    protocol: EvalProtocol = EvalProtocol(),
+    seeds: tuple[int, ...] = (0, 1, 2),
+    device: str | None = None,
+    show_progress: bool = True,
+) -> EvalResult:
+    """Train one student per seed and report top-1 mean and std on the real validation split."""
+    runs = [train_student(distilled, label_fn, dataset, protocol, s, val, device=device,
+                          show_progress=show_progress) for s in seeds]
+    return EvalResult(runs, protocol)
