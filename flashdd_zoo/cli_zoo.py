@@ -157,3 +157,90 @@ def _record(name: str, metrics: dict) -> None:
 
     path = write_result(RESULTS_DIR, name, metrics)
     console.print(f"recorded {path}")
+
+
+def _floats(text: str | None) -> tuple[float, ...] | None:
+    return tuple(float(t) for t in text.split(",") if t.strip()) if text else None
+
+
+@click.command("build")
+@click.option("--preset", type=click.Choice(["smoke", "paper"]), default="smoke", show_default=True,
+              help="smoke: a real but tiny CPU run (default dataset: the embedded digits); "
+                   "paper: the papers' hyper-parameters (300-epoch students, 3 seeds).")
+@click.option("--dataset", "dataset_name", default=None,
+              help="Registry name or folder:PATH (default for smoke: digits, which ships with scikit-learn).")
+@data_root_option
+@click.option("--ipc", default=10, show_default=True, help="Distilled images per class.")
+@click.option("--out", "out_dir", default="zoo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: the labeler, build-report.{md,json}, plots/, work/ (resumable stages).")
+@click.option("--teacher", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Full teacher: labeler folder, training checkpoint or torchvision ResNet-18 .pth "
+                   "(default: train one).")
+@click.option("--distilled", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Existing D_S folder (RDED / SRe2L / G-VBSM output; default: distil with RDED).")
+@click.option("--epochs", type=int, default=None, help="Student epochs of every downstream evaluation.")
+@click.option("--seeds", default=None, help="Student seeds, comma separated.")
+@click.option("--teacher-epochs", type=int, default=None, help="Epochs when the teacher is trained here.")
+@click.option("--finetune-epochs", type=int, default=None, help="Fine-tune epochs after each pruning step.")
+@click.option("--param-fractions", default=None, metavar="F1,F2,...",
+              help="Teacher parameter fractions the pruning chain steps aim at, e.g. 0.5,0.25,0.1.")
+@click.option("--window", type=int, default=None, help="Early-window epochs for Dis(theta).")
+@click.option("--gamma", type=float, default=None, help="Weight of accuracy in Dis + gamma * Acc.")
+@click.option("--verify-candidates", is_flag=True, help="Run the full downstream evaluation of every candidate.")
+@click.option("--nproc", default=1, show_default=True,
+              help="GPUs for evaluations and distillation (runs them under torchrun).")
+@device_option
+@record_option
+@friendly_errors
+def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled, epochs, seeds, teacher_epochs,
+              finetune_epochs, param_fractions, window, gamma, verify_candidates, nproc, device, record):
+    """Build a capacity-matched pruned labeler (Flash-DD Algorithm 1) end to end.
+
+    Teacher (given or trained) -> D_S (given or RDED) -> tau(D_S) -> pruning chain with
+    fine-tunes -> Dis(theta) per member -> selection -> safetensors + ONNX + card + report.
+    Interrupted builds resume; changed options rerun only the stages they affect.
+    """
+    from .data import resolve_dataset
+    from .zoo.build import build
+    from .zoo.presets import preset_config, with_overrides
+
+    if dataset_name is None:
+        if preset != "smoke":
+            raise click.UsageError("--dataset is required with --preset paper.")
+        dataset_name = "digits"
+    dataset = resolve_dataset(dataset_name, data_root)
+    cfg = preset_config(preset, dataset_name, ipc, out_dir, dataset.resolution)
+    cfg = with_overrides(
+        cfg, data_root=str(data_root) if data_root else None, teacher=str(teacher) if teacher else None,
+        distilled=str(distilled) if distilled else None, seeds=_ints(seeds) if seeds else None,
+        verify_candidates=verify_candidates or None, nproc=nproc, device=device,
+        protocol_epochs=epochs, teacher_epochs=teacher_epochs, prune_finetune_epochs=finetune_epochs,
+        prune_param_fractions=_floats(param_fractions), selection_window=window, selection_gamma=gamma,
+    )
+    report = build(cfg)
+    _print_build_summary(report)
+    if record:
+        _record(record, capacity_metrics(report))
+
+
+def capacity_metrics(report: dict) -> dict:
+    """The numbers a capacity-* result records."""
+    config = json.loads((Path(report["labeler_dir"]) / "config.json").read_text())["metrics"]
+    teacher = report["teacher"]
+    return {"tau_mean": report["tau"]["top1_mean"], "tau_std": report["tau"]["top1_std"],
+            "teacher_params": teacher["params"], "labeler_params": config["params"],
+            "param_ratio": config["params"] / teacher["params"], "labeler_bytes": config["weights_bytes"],
+            "labeler_gflops": config["gflops"], "student_top1_mean": report["student"]["top1_mean"],
+            "student_top1_std": report["student"]["top1_std"], "seeds": len(report["student"]["top1s"]),
+            "build_seconds": report["build_seconds"]}
+
+
+def _print_build_summary(report: dict) -> None:
+    m = capacity_metrics(report)
+    console.print(
+        f"[bold]{report['dataset']} IPC {report['ipc']}[/bold]: tau(D_S) {m['tau_mean']:.2f} ± {m['tau_std']:.2f}; "
+        f"labeler {m['labeler_params']:,} params ({100 * m['param_ratio']:.1f}% of the teacher), "
+        f"{m['labeler_gflops']:.4f} GFLOPs; student top-1 {m['student_top1_mean']:.2f} ± {m['student_top1_std']:.2f}\n"
+        f"labeler: {report['labeler_dir']}\nreport: {Path(report['labeler_dir']).parent / 'build-report.md'} "
+        f"({report['build_seconds']:.0f} s; stages reused: {', '.join(report['stages']['reused']) or 'none'})"
+    )

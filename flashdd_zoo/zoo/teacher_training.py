@@ -118,6 +118,19 @@ def train_teacher(
     return TeacherResult(labeler, top1, seconds, saved, start_epoch)
 
 
+def fit(model, train: ImageSet, dataset: Dataset, recipe: TeacherRecipe, dev: torch.device) -> float:
+    """Train `model` for recipe.epochs with a fresh optimizer (used to fine-tune pruned nets);
+    returns the last epoch's mean loss."""
+    optimizer = torch.optim.SGD(param_groups(model, recipe.weight_decay), lr=recipe.lr,
+                                momentum=recipe.momentum, nesterov=True)
+    images, labels = train.images.to(dev), train.labels.to(dev)
+    steps = math.ceil(len(train) / recipe.batch_size)
+    loss = float("nan")
+    for epoch in range(recipe.epochs):
+        loss = _train_epoch(model, optimizer, images, labels, recipe, epoch, steps, dataset, dev)
+    return loss
+
+
 def _train_epoch(model, optimizer, images, labels, recipe, epoch, steps, dataset, dev) -> float:
     model.train()
     g = generator(dev, recipe.seed * 100_003 + epoch)  # per-epoch stream: resume is exact

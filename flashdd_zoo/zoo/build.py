@@ -1,0 +1,271 @@
+"""`flashdd-zoo build`: teacher -> D_S -> tau(D_S) -> pruning chain -> Dis -> selection -> export.
+
+Every stage is checkpointed in OUT/work (see stages.py): an interrupted build resumes where it
+stopped, and a changed option reruns only the stages whose inputs it changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..data.images import ImageSet, load_split
+from ..data.registry import Dataset, resolve_dataset
+from ..errors import FlashDDError
+from ..exporters import export_labeler
+from ..exporters.manifest import sha256_file
+from ..labeler_config import WEIGHTS
+from .capacity import mean_dis, select_capacity
+from .checkpoints import load_checkpoint
+from .distill import distill_rded
+from .distilled import distilled_sha256, images_per_class, load_distilled, read_description
+from .evaluate import evaluate, train_student
+from .presets import BuildConfig
+from .prune import prune_chain
+from .report import write_report
+from .runtime import pick_device, top1_accuracy
+from .stages import StageCache
+from .teacher_training import train_teacher
+from .teachers import load_teacher
+
+
+@dataclasses.dataclass
+class BuildContext:
+    cfg: BuildConfig
+    dataset: Dataset
+    work: Path
+    stages: StageCache
+    val: ImageSet
+    train: ImageSet | None = None
+
+    def train_set(self) -> ImageSet:
+        if self.train is None:
+            self.train = load_split(self.dataset, self.dataset.spec.train_split,
+                                    max_per_class=self.cfg.finetune_per_class, seed=0)
+        return self.train
+
+
+def build(cfg: BuildConfig) -> dict:
+    """Run (or resume) a build; returns the report dict. The labeler lands in OUT/<name>."""
+    t0 = time.perf_counter()
+    dataset = resolve_dataset(cfg.dataset, cfg.data_root)
+    work = Path(cfg.out) / "work"
+    val = load_split(dataset, dataset.val_split(), max_per_class=cfg.val_per_class, seed=0)
+    ctx = BuildContext(cfg, dataset, work, StageCache(work), val)
+    teacher = _teacher_stage(ctx)
+    d_s = _distilled_stage(ctx, teacher)
+    tau = _tau_stage(ctx, teacher, d_s)
+    chain = _chain_stage(ctx, teacher, tau)
+    dis = {i: _dis_stage(ctx, m, d_s) for i, m in enumerate(chain) if m["top1"] > tau["top1_mean"]}
+    sel = select_capacity([m["params"] for m in chain], [m["top1"] for m in chain],
+                          {i: d["dis_mean"] for i, d in dis.items()}, teacher["top1"], tau["top1_mean"], cfg.selection)
+    verified = {i: _student_stage(ctx, chain[i]["path"], d_s, f"verify/step-{chain[i]['step']:02d}")
+                for i in (sel.candidates if cfg.verify_candidates else [])}
+    if sel.chosen is None:
+        chosen_path, chosen = teacher["labeler_dir"], None
+        student = tau
+    else:
+        chosen = chain[sel.chosen]
+        chosen_path = chosen["path"]
+        student = verified.get(sel.chosen) or _student_stage(ctx, chosen_path, d_s, f"student/step-{chosen['step']:02d}")
+    report = {
+        "dataset": dataset.name, "ipc": d_s["ipc"], "preset": cfg.preset, "teacher": teacher, "distilled": d_s,
+        "tau": tau, "chain": chain, "dis": {str(k): v for k, v in dis.items()},
+        "selection": dataclasses.asdict(sel), "student": student,
+        "verified": {str(k): v for k, v in verified.items()},
+        "stages": {"ran": ctx.stages.ran, "reused": ctx.stages.reused},
+        "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
+    }
+    plots = write_report(Path(cfg.out), report)
+    report["labeler_dir"] = str(_export_stage(ctx, report, chosen_path, chosen, plots))
+    report["build_seconds"] = time.perf_counter() - t0
+    write_report(Path(cfg.out), report)
+    return report
+
+
+# -- stages -----------------------------------------------------------------------------------
+
+def _teacher_stage(ctx: BuildContext) -> dict:
+    cfg, ds = ctx.cfg, ctx.dataset
+    if cfg.teacher is None:
+        key = {"train": dataclasses.asdict(cfg.teacher_recipe), "dataset": ds.name}
+        run = ctx.work / "teacher-run"
+
+        def train() -> dict:
+            result = train_teacher(ds, run, cfg.teacher_recipe, device=cfg.device, val=ctx.val)
+            return _teacher_info(result.labeler_dir, result.top1, "trained by flashdd-zoo")
+        return ctx.stages.run("teacher", key, train, lambda r: Path(r["labeler_dir"]).is_dir())
+    source = Path(cfg.teacher)
+    key = {"source": str(source.resolve()), "sha256": _source_sha(source), "dataset": ds.name}
+
+    def adopt() -> dict:
+        teacher = load_teacher(source, ds.num_classes)
+        dev = pick_device(cfg.device)
+        top1 = top1_accuracy(teacher.model.to(dev), ctx.val, ds.spec.mean, ds.spec.std, dev)
+        folder = export_labeler(
+            teacher.model, ctx.work / "teacher", name=f"resnet18-{_slug(ds.name)}-teacher", kind="teacher",
+            class_names=ds.class_names, resolution=ds.resolution, mean=ds.spec.mean, std=ds.spec.std,
+            sample_images=_samples(ctx.val), lineage={"dataset": ds.name, "teacher": teacher.source},
+            metrics={"teacher_top1": top1, "full_teacher_top1": top1})
+        return _teacher_info(folder, top1, teacher.source)
+    return ctx.stages.run("teacher", key, adopt, lambda r: Path(r["labeler_dir"]).is_dir())
+
+
+def _teacher_info(folder: Path, top1: float, source: str) -> dict:
+    config = json.loads((Path(folder) / "config.json").read_text())
+    return {"labeler_dir": str(folder), "top1": top1, "source": source,
+            "sha256": sha256_file(Path(folder) / WEIGHTS), "params": config["metrics"]["params"],
+            "weights_bytes": config["metrics"]["weights_bytes"], "gflops": config["metrics"]["gflops"]}
+
+
+def _distilled_stage(ctx: BuildContext, teacher: dict) -> dict:
+    cfg, ds = ctx.cfg, ctx.dataset
+    if cfg.distilled is not None:
+        path = Path(cfg.distilled)
+
+        def adopt() -> dict:
+            data = load_distilled(path, ds)  # validates classes, emptiness and sizes
+            ipc = images_per_class(data)
+            if ipc != cfg.ipc:
+                raise FlashDDError(f"--distilled {path} has {ipc} images per class but --ipc is {cfg.ipc}.")
+            desc = read_description(path)
+            return {"path": str(path), "sha256": distilled_sha256(path), "ipc": ipc,
+                    "method": desc.get("method", "external")}
+        return ctx.stages.run("distilled", {"path": str(path.resolve()), "sha256": distilled_sha256(path)}, adopt)
+    out = ctx.work / "distilled"
+    key = {"teacher": teacher["sha256"], "rded": dataclasses.asdict(cfg.rded), "ipc": cfg.ipc}
+
+    def distil() -> dict:
+        if cfg.nproc > 1:
+            _torchrun(cfg, ["distill", "--dataset", ds.name, "--teacher", teacher["labeler_dir"], "--ipc", str(cfg.ipc),
+                            "--out", str(out), "--mipc", str(cfg.rded.mipc), "--num-crop", str(cfg.rded.num_crop),
+                            "--seed", str(cfg.rded.seed)])
+        else:
+            observer = load_teacher(teacher["labeler_dir"], ds.num_classes).model
+            rded = dataclasses.replace(cfg.rded, ipc=cfg.ipc)
+            in_memory = ctx.train_set() if cfg.finetune_per_class is None else None  # else per class from disk
+            distill_rded(ds, observer, out, rded, teacher["source"], cfg.device, train=in_memory)
+        return {"path": str(out), "sha256": distilled_sha256(out), "ipc": cfg.ipc, "method": "rded"}
+    return ctx.stages.run("distilled", key, distil, lambda r: Path(r["path"]).is_dir())
+
+
+def _tau_stage(ctx: BuildContext, teacher: dict, d_s: dict) -> dict:
+    return _student_stage(ctx, teacher["labeler_dir"], d_s, "tau")
+
+
+def _student_stage(ctx: BuildContext, labeler_path: str, d_s: dict, name: str) -> dict:
+    """Full downstream evaluation (all seeds) of one soft-label source on D_S."""
+    cfg, ds = ctx.cfg, ctx.dataset
+    key = {"labeler": _source_sha(Path(labeler_path)), "distilled": d_s["sha256"],
+           "protocol": dataclasses.asdict(cfg.protocol), "seeds": cfg.seeds, "val_per_class": cfg.val_per_class}
+
+    def run() -> dict:
+        if cfg.nproc > 1:
+            report = Path(ctx.work) / f"{name.replace('/', '-')}.json"
+            _torchrun(cfg, ["evaluate", "--dataset", ds.name, "--distilled", d_s["path"], "--labeler", labeler_path,
+                            "--epochs", str(cfg.protocol.epochs), "--seeds", ",".join(map(str, cfg.seeds)),
+                            "--batch-size", str(cfg.protocol.batch_size), "--loss", cfg.protocol.loss,
+                            "--temperature", str(cfg.protocol.temperature), "--out", str(report)])
+            doc = json.loads(report.read_text())
+            return {"top1_mean": doc["top1_mean"], "top1_std": doc["top1_std"],
+                    "top1s": [r["top1"] for r in doc["runs"]], "seconds": [r["seconds"] for r in doc["runs"]]}
+        data = load_distilled(d_s["path"], ds)
+        label_fn = load_teacher(labeler_path, ds.num_classes).model.to(pick_device(cfg.device)).eval()
+        result = evaluate(data, label_fn, ds, ctx.val, cfg.protocol, cfg.seeds, cfg.device)
+        return {"top1_mean": result.top1_mean, "top1_std": result.top1_std, "top1s": result.top1s,
+                "seconds": [r.seconds for r in result.runs], "label_seconds": [r.label_seconds for r in result.runs]}
+    return ctx.stages.run(name, key, run)
+
+
+def _chain_stage(ctx: BuildContext, teacher: dict, tau: dict) -> list[dict]:
+    cfg, ds = ctx.cfg, ctx.dataset
+    key = {"teacher": teacher["sha256"], "prune": dataclasses.asdict(cfg.prune), "tau": tau["top1_mean"],
+           "finetune_per_class": cfg.finetune_per_class, "val_per_class": cfg.val_per_class}
+
+    def run() -> dict:
+        model = load_teacher(teacher["labeler_dir"], ds.num_classes).model
+        members = prune_chain(model, ds, ctx.train_set(), ctx.val, cfg.prune, ctx.work / "chain",
+                              stop_below=tau["top1_mean"], device=cfg.device)
+        return {"members": [m.to_json() for m in members]}
+    result = ctx.stages.run("chain", key, run, lambda r: all(Path(m["path"]).is_dir() for m in r["members"]))
+    return result["members"]
+
+
+def _dis_stage(ctx: BuildContext, member: dict, d_s: dict) -> dict:
+    """Dis(theta) of one chain member: early-window student loss reduction over several seeds."""
+    cfg, ds = ctx.cfg, ctx.dataset
+    sel = cfg.selection
+    key = {"member": _source_sha(Path(member["path"])), "distilled": d_s["sha256"],
+           "protocol": dataclasses.asdict(cfg.protocol), "window": sel.window, "seeds": sel.dis_seeds}
+
+    def run() -> dict:
+        data = load_distilled(d_s["path"], ds)
+        model, _ = load_checkpoint(Path(member["path"]))
+        model = model.to(pick_device(cfg.device)).eval()
+        curves = [train_student(data, model, ds, cfg.protocol, seed, stop_after=sel.window, device=cfg.device).losses
+                  for seed in sel.dis_seeds]
+        dis, std = mean_dis(curves, sel.window)
+        return {"dis_mean": dis, "dis_std": std, "curves": curves}
+    return ctx.stages.run(f"dis/step-{member['step']:02d}", key, run)
+
+
+def _export_stage(ctx: BuildContext, report: dict, chosen_path: str, chosen: dict | None, plots: dict) -> Path:
+    ds, teacher, tau, student = ctx.dataset, report["teacher"], report["tau"], report["student"]
+    if chosen is None:
+        model, kind = load_teacher(chosen_path, ds.num_classes).model, "teacher"
+    else:
+        model, _ = load_checkpoint(Path(chosen_path))
+        kind = "pruned"
+    name = f"resnet18-{_slug(ds.name)}-ipc{report['ipc']}-{kind}"
+    top1 = chosen["top1"] if chosen else teacher["top1"]
+    metrics = {
+        "tau_mean": tau["top1_mean"], "tau_std": tau["top1_std"], "seeds": len(ctx.cfg.seeds),
+        "teacher_top1": top1, "full_teacher_top1": teacher["top1"],
+        "student_top1_mean": student["top1_mean"], "student_top1_std": student["top1_std"],
+        "eval_epochs": ctx.cfg.protocol.epochs, "teacher_params": teacher["params"],
+        "teacher_weights_bytes": teacher["weights_bytes"], "teacher_gflops": teacher["gflops"],
+    }
+    if report["selection"]["zeta"] is not None:
+        metrics["zeta"] = report["selection"]["zeta"]
+    return export_labeler(
+        model, Path(ctx.cfg.out) / name, name=name, kind=kind, class_names=ds.class_names,
+        resolution=ds.resolution, mean=ds.spec.mean, std=ds.spec.std, sample_images=_samples(ctx.val),
+        lineage={"dataset": ds.name, "ipc": report["ipc"], "val_split": ds.val_split(),
+                 "distilled": f"{report['distilled']['method']} ({Path(report['distilled']['path']).name})",
+                 "distilled_sha256": report["distilled"]["sha256"], "teacher": teacher["source"],
+                 "preset": ctx.cfg.preset, "chain_step": chosen["step"] if chosen else 0},
+        metrics=metrics, extra_files={f"plots/{Path(p).name}": Path(p) for p in plots.values()},
+    )
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def _samples(val: ImageSet) -> torch.Tensor:
+    return val.images[:: max(1, len(val) // 32)][:32]
+
+
+def _slug(name: str) -> str:
+    return name.replace("folder:", "").replace("/", "-").strip("-")
+
+
+def _source_sha(path: Path) -> str:
+    """Content hash of a teacher source: its weights file (labeler or checkpoint) or .pth."""
+    if path.is_file():
+        return sha256_file(path)
+    for weights in (path / WEIGHTS, path / "model.safetensors"):
+        if weights.is_file():
+            return sha256_file(weights)
+    raise FlashDDError(f"{path} holds no weights to hash (expected {WEIGHTS}).")
+
+
+def _torchrun(cfg: BuildConfig, args: list[str]) -> None:
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={cfg.nproc}", "-m", "flashdd_zoo", *args]
+    if cfg.data_root:
+        cmd += ["--data-root", str(cfg.data_root)]
+    subprocess.run(cmd, check=True)

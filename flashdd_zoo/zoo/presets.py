@@ -1,0 +1,84 @@
+"""Build presets: `smoke` (a real but tiny CPU run) and `paper` (the papers' hyper-parameters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import FlashDDError
+from .capacity import SelectionConfig
+from .distill import RDEDConfig
+from .evaluate import EvalProtocol
+from .prune import PruneConfig
+from .teacher_training import TeacherRecipe
+
+PRESETS = ("smoke", "paper")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    dataset: str
+    ipc: int
+    out: Path
+    preset: str
+    teacher_recipe: TeacherRecipe
+    rded: RDEDConfig
+    protocol: EvalProtocol
+    seeds: tuple[int, ...]
+    prune: PruneConfig
+    selection: SelectionConfig
+    data_root: str | None = None
+    teacher: str | None = None  # labeler folder, checkpoint or torchvision .pth; None: train one
+    distilled: str | None = None  # an existing D_S folder; None: distil with RDED
+    verify_candidates: bool = False  # full downstream evaluation of every candidate
+    finetune_per_class: int | None = None  # real images per class for fine-tuning (None: all)
+    val_per_class: int | None = None  # real validation images per class (None: all)
+    nproc: int = 1  # >1: evaluations and distillation run under torchrun on that many GPUs
+    device: str | None = None
+
+
+def preset_config(preset: str, dataset: str, ipc: int, out: Path, resolution: int) -> BuildConfig:
+    if preset == "smoke":
+        return BuildConfig(
+            dataset=dataset, ipc=ipc, out=out, preset=preset,
+            teacher_recipe=TeacherRecipe(epochs=20, batch_size=64, lr=0.05, width_scale=0.5),
+            rded=RDEDConfig(ipc=ipc, mipc=100, num_crop=5),
+            protocol=EvalProtocol(epochs=30, batch_size=100),
+            seeds=(0, 1),
+            prune=PruneConfig(param_fractions=(0.4, 0.2, 0.1, 0.05, 0.025), finetune_epochs=4,
+                              finetune_batch_size=64),
+            selection=SelectionConfig(window=5, gamma=0.05, dis_seeds=(0, 1)),
+            val_per_class=None,
+        )
+    if preset == "paper":
+        large = dataset in ("imagenet1k", "places365")
+        return BuildConfig(
+            dataset=dataset, ipc=ipc, out=out, preset=preset,
+            teacher_recipe=TeacherRecipe(epochs=30 if resolution <= 64 else 60),
+            rded=RDEDConfig(ipc=ipc, mipc=300, num_crop=5),
+            protocol=EvalProtocol(epochs=300, batch_size=100),
+            seeds=(0, 1, 2),
+            prune=PruneConfig(),
+            selection=SelectionConfig(window=50 if large else 20, gamma=0.1 if large else 0.05),
+            finetune_per_class=100 if large else None,
+            val_per_class=10 if large else None,
+        )
+    raise FlashDDError(f"unknown preset {preset!r}; choose one of {PRESETS}.")
+
+
+def with_overrides(cfg: BuildConfig, **overrides) -> BuildConfig:
+    """Apply CLI overrides (None means 'keep the preset's value'); nested fields by prefix."""
+    nested = {"teacher_": "teacher_recipe", "protocol_": "protocol", "prune_": "prune", "selection_": "selection"}
+    top, parts = {}, {v: {} for v in nested.values()}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        prefix = next((p for p in nested if key.startswith(p)), None)
+        if prefix:
+            parts[nested[prefix]][key[len(prefix):]] = value
+        else:
+            top[key] = value
+    for name, fields in parts.items():
+        if fields:
+            top[name] = replace(getattr(cfg, name), **fields)
+    return replace(cfg, **top)
