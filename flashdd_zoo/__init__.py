@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from .loaders import Labeler, load_labeler  # noqa: E402
+from .loaders import Labeler, list_labelers, load_labeler  # noqa: E402
 
-__all__ = ["Labeler", "__version__", "load_labeler"]
+__all__ = ["Labeler", "__version__", "list_labelers", "load_labeler"]

@@ -107,15 +107,13 @@ def card(path: Path) -> None:
 
 
 def _register() -> None:
+    """Commands of the other CLI modules (imported here: they import the shared pieces)."""
+    from .cli_bench import bench
+    from .cli_hub import ls, publish, pull
     from .cli_zoo import build_cmd, distill_cmd, evaluate_cmd, train_teacher_cmd
 
-    for command in (build_cmd, train_teacher_cmd, distill_cmd, evaluate_cmd):
+    for command in (build_cmd, train_teacher_cmd, distill_cmd, evaluate_cmd, publish, pull, ls, bench):
         main.add_command(command)
 
 
 _register()
-from .cli_hub import ls, publish, pull  # noqa: E402
-for _command in (publish, pull, ls):
-    main.add_command(_command)
-from .cli_bench import bench  # noqa: E402
-main.add_command(bench)

@@ -111,11 +111,13 @@ def distill_cmd(dataset_name, data_root, teacher, ipc, out_dir, mipc, num_crop, 
               help="resnet18 or any torchvision classification model name.")
 @click.option("--out", "report", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the full report (top-1 per seed, loss curves) as JSON.")
+@click.option("--val-per-class", type=int, default=None,
+              help="Score on at most this many real validation images per class (default: all).")
 @device_option
 @record_option
 @friendly_errors
 def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, batch_size, lr, loss,
-                 temperature, schedule, student, report, device, record):
+                 temperature, schedule, student, report, val_per_class, device, record):
     """Train random students on D_S with soft labels from LABELER; top-1 on the real val split.
 
     With the full teacher as LABELER this measures tau(D_S). Runs under torchrun for several GPUs.
@@ -129,7 +131,7 @@ def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, bat
     init_distributed()
     dataset = resolve_dataset(dataset_name, data_root)
     d_s = load_distilled(distilled, dataset)
-    val = load_split(dataset, dataset.val_split())
+    val = load_split(dataset, dataset.val_split(), max_per_class=val_per_class)
     label_fn = load_teacher(labeler, dataset.num_classes).model.to(_device(device)).eval()
     protocol = EvalProtocol(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss,
                             temperature=temperature, schedule=schedule, student=student)

@@ -19,3 +19,15 @@ class InputError(FlashDDError):
 
 class ExportError(FlashDDError):
     """An export failed its own check (e.g. ONNX parity)."""
+
+
+class HubError(FlashDDError):
+    """A Hub repo, revision or cached copy cannot be reached or is not a labeler.
+
+    `reason` tells the cases apart for code: "repo_not_found", "revision_not_found",
+    "not_a_labeler", "offline_not_cached", "unreachable", "refused", "tag_conflict", "invalid_id".
+    """
+
+    def __init__(self, message: str, reason: str = "hub"):
+        super().__init__(message)
+        self.reason = reason

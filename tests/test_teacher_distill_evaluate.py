@@ -199,7 +199,8 @@ def test_evaluate_cli_end_to_end(distilled_dir, exported, cifar10, tmp_path):
     report = tmp_path / "report.json"
     res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "evaluate", "--dataset", "cifar10",
                           "--distilled", str(distilled_dir), "--labeler", str(exported), "--epochs", "2",
-                          "--seeds", "0", "--batch-size", "10", "--device", "cpu", "--out", str(report)],
+                          "--seeds", "0", "--batch-size", "10", "--device", "cpu", "--out", str(report),
+                          "--val-per-class", "20"],
                          capture_output=True, text=True,
                          env={**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
     assert res.returncode == 0, res.stderr

@@ -1,11 +1,54 @@
 """Labeler runtime and loading (local folders; Hub repos)."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ArtifactError
+from .hub import load_hub_labeler
+from .hub_common import looks_like_repo_id
+from .hub_index import list_labelers
 from .labeler import Labeler
 from .local import load_local_labeler
 
-__all__ = ["Labeler", "load_labeler", "load_local_labeler"]
+__all__ = ["Labeler", "list_labelers", "load_labeler", "load_local_labeler"]
 
 
-def load_labeler(path_or_repo, **kwargs) -> Labeler:
-    """Load a labeler from a local folder (Hub repo ids are added by the hub module)."""
-    return load_local_labeler(path_or_repo, **kwargs)
+def load_labeler(
+    path_or_repo: str | Path,
+    *,
+    revision: str | None = None,
+    name: str | None = None,
+    local_files_only: bool = False,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
+    force_download: bool = False,
+    **runtime,
+) -> Labeler:
+    """Load a labeler from a local folder or from a Hub repo id ("ORG/NAME").
+
+    An existing local directory always wins, and a `Path` is always local. A repo id is resolved
+    with huggingface_hub into the standard HF cache: `revision` pins a tag, branch or commit;
+    `local_files_only=True` (or HF_HUB_OFFLINE=1) uses the cache only; `endpoint` (or
+    HF_ENDPOINT) points at a self-hosted Hub; `token` defaults to HF_TOKEN or the saved login.
+    `name` picks one labeler of a zoo repo (or of a local zoo folder). `runtime` keywords
+    go to the labeler runtime: device, dtype, backend, resize, and the fast-path options fast,
+    channels_last, fold_bn, fuse_normalization, cuda_graphs, compile (see loaders/local.py). Every file is checked against
+    the manifest's sha256 before anything is built.
+    """
+    hub = dict(revision=revision, local_files_only=local_files_only, endpoint=endpoint, token=token,
+               cache_dir=cache_dir, force_download=force_download)
+    local = Path(path_or_repo)
+    if isinstance(path_or_repo, Path) or local.is_dir():
+        given = sorted(k for k, v in hub.items() if v not in (None, False))
+        if given:
+            raise ArtifactError(f"{', '.join(given)} only apply to Hub repo ids; {local} is a local folder.")
+        return load_local_labeler(local / name if name else local, **runtime)
+    if looks_like_repo_id(str(path_or_repo)):
+        return load_hub_labeler(str(path_or_repo), name=name, **hub, **runtime)
+    raise ArtifactError(
+        f"{str(path_or_repo)!r} is neither a labeler folder on this machine nor a Hub repo id "
+        "(ORG/NAME). Check the path, or pass the repo id as the Hub shows it, e.g. "
+        "flashdd/resnet18-imagenet1k-ipc10-pruned."
+    )

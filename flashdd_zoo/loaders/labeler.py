@@ -11,33 +11,39 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from .fast import FastOptions, FastRunner, describe_options
 
 
 class Labeler(nn.Module):
     """Soft-label generator loaded from a labeler folder.
 
     `labeler(images) -> logits` (float32) and `labeler.soft_labels(images, temperature, epoch)`
-    -> probabilities. Images are NCHW, normalised with the config's mean/std, at the config's
-    resolution unless the labeler was loaded with `resize=True`.
+    -> probabilities (float32). Images are NCHW, normalised with the config's mean/std (or raw
+    [0, 1] images when loaded with `fuse_normalization=True`), at the config's resolution unless
+    the labeler was loaded with `resize=True`. The fast path (bf16, folded BatchNorm, CUDA graphs;
+    see flashdd_zoo.loaders.fast) changes nothing for the caller but speed and float rounding.
     """
 
     def __init__(
         self,
         config: dict[str, Any],
-        folder: Path,
+        folder: Path | None,
         net: nn.Module | None = None,
         session: Any = None,
         resize: bool = False,
+        options: FastOptions | None = None,
     ):
         super().__init__()
         if (net is None) == (session is None):
             raise ValueError("a Labeler runs either a torch module or an onnxruntime session")
         self.config = config
-        self.folder = Path(folder)
+        self.folder = Path(folder) if folder is not None else None
         self.net = net
         self.session = session
         self.resize = resize
+        self.options = options or FastOptions()
         self.backend = "torch" if net is not None else "onnx"
+        self.runner = FastRunner(net, self.options) if net is not None else None
         self.requires_grad_(False)
         self.eval()
 
@@ -64,6 +70,11 @@ class Labeler(nn.Module):
     def default_temperature(self) -> float:
         return float(self.config["temperature"])
 
+    @property
+    def expects_normalized(self) -> bool:
+        """True: feed (x - mean) / std images; False: raw [0, 1] images (fuse_normalization)."""
+        return not self.options.fuse_normalization
+
     # -- inference -------------------------------------------------------------
     def check_images(self, images: torch.Tensor) -> torch.Tensor:
         """Validate shape and dtype; resize when allowed. Returns the images to run."""
@@ -78,11 +89,8 @@ class Labeler(nn.Module):
                 "NHWC batches: images.permute(0, 3, 1, 2)."
             )
         if not images.is_floating_point():
-            raise InputError(
-                f"labeler expects normalised float images, got dtype {images.dtype}. Convert "
-                f"with (images / 255 - mean) / std using mean={self.config['input']['mean']}, "
-                f"std={self.config['input']['std']}."
-            )
+            what = "normalised float" if self.expects_normalized else "raw float ([0, 1])"
+            raise InputError(f"labeler expects {what} images, got dtype {images.dtype}. {self._convert_hint()}")
         size = self.input_size
         if tuple(images.shape[-2:]) != size:
             if not self.resize:
@@ -94,14 +102,16 @@ class Labeler(nn.Module):
             images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
         return images
 
+    def _convert_hint(self) -> str:
+        if not self.expects_normalized:
+            return "This labeler was loaded with fuse_normalization=True: pass images / 255."
+        inp = self.config["input"]
+        return f"Convert with (images / 255 - mean) / std using mean={inp['mean']}, std={inp['std']}."
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        images = self.check_images(images)
-        if self.session is not None:
-            return self._run_onnx(images)
-        param = next(self.net.parameters())
-        with torch.no_grad():
-            logits = self.net(images.to(device=param.device, dtype=param.dtype))
-        return logits.float().to(images.device)
+        x = self.check_images(images)
+        logits = self._run_onnx(x) if self.session is not None else self.runner.logits(x)
+        return logits.to(images.device)
 
     def soft_labels(
         self, images: torch.Tensor, temperature: float | None = None, epoch: int | None = None
@@ -110,16 +120,43 @@ class Labeler(nn.Module):
         t = self.default_temperature if temperature is None else float(temperature)
         if t <= 0:
             raise InputError(f"temperature must be positive, got {t}.")
-        return F.softmax(self.forward(images) / t, dim=1)
+        x = self.check_images(images)
+        if self.session is not None:
+            return F.softmax(self._run_onnx(x) / t, dim=1).to(images.device)
+        return self.runner.soft_labels(x, t).to(images.device)
+
+    def static_input(self, batch_size: int) -> torch.Tensor | None:
+        """The CUDA graph's input buffer for soft labels of `batch_size` images, once captured.
+
+        Writing the next batch straight into it (`buf.copy_(images)` inside your augmentation, or
+        as its output) and calling `soft_labels(buf)` saves one copy per batch. None when no graph
+        is captured for that batch shape (before the second call, or without CUDA graphs).
+        """
+        if self.runner is None:
+            return None
+        return self.runner.static_input((batch_size, self.config["input"]["channels"], *self.input_size))
 
     def _run_onnx(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        out = self.session.run(["logits"], {"images": x})[0]
-        return torch.from_numpy(np.ascontiguousarray(out)).to(images.device)
+        """Run onnxruntime through I/O binding: it reads the input tensor's memory in place (on
+        the GPU with onnxruntime-gpu's CUDA provider) and writes into a torch output tensor."""
+        on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
+        device = images.device if (on_gpu and images.is_cuda) else torch.device("cuda" if on_gpu else "cpu")
+        x = images.detach().to(device=device, dtype=torch.float32).contiguous()
+        out = torch.empty((x.shape[0], self.num_classes), dtype=torch.float32, device=device)
+        binding = self.session.io_binding()
+        kind, index = device.type, device.index or 0
+        binding.bind_input("images", kind, index, np.float32, tuple(x.shape), x.data_ptr())
+        binding.bind_output("logits", kind, index, np.float32, tuple(out.shape), out.data_ptr())
+        if kind == "cuda":
+            torch.cuda.current_stream(device).synchronize()  # the input must be ready for onnxruntime's stream
+        self.session.run_with_iobinding(binding)
+        return out
 
     def __repr__(self) -> str:
+        fast = "" if self.options == FastOptions() else f", options={describe_options(self.options)}"
         return (
             "Labeler("
             f"name={self.config['name']!r}, kind={self.config['kind']!r}, backend={self.backend}, "
-            f"params={self.num_params:,}, classes={self.num_classes}, input={self.input_size})"
+            f"params={self.num_params:,}, classes={self.num_classes}, input={self.input_size}{fast})"
         )
+

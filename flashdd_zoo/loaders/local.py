@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from ..errors import ArtifactError
 from ..exporters.manifest import verify_manifest
 from ..exporters.onnx_export import onnx_session
 from ..exporters.weights import load_weights
-from ..labeler_config import ONNX, REQUIRED_FILES, WEIGHTS, read_config
+from ..labeler_config import ONNX, REQUIRED_FILES, WEIGHTS, make_config, read_config
 from ..models import build_model
+from .fast import optimize_network, resolve_options, unaligned_widths
 from .labeler import Labeler
 
 BACKENDS = ("torch", "onnx")
@@ -20,27 +25,90 @@ BACKENDS = ("torch", "onnx")
 def load_local_labeler(
     folder: str | Path,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str | None = None,
     backend: str = "torch",
     resize: bool = False,
+    *,
+    fast: bool = False,
+    channels_last: bool | None = None,
+    fold_bn: bool | None = None,
+    fuse_normalization: bool | None = None,
+    cuda_graphs: bool | None = None,
+    compile: bool | str | None = None,
+    graph_cache_size: int | None = None,
 ) -> Labeler:
+    """Load the labeler folder `folder` (manifest verified first) on `device`.
+
+    Default: float32 eager, images normalised with the config's mean/std. `fast=True` takes the
+    fast path that suits the device (CUDA: bf16, channels_last, folded BatchNorm, CUDA graphs;
+    CPU: float32, channels_last, folded BatchNorm). Each option can also be set on its own;
+    given values override what `fast` picks. `fuse_normalization=True` makes the labeler take raw
+    [0, 1] images instead (the normalisation is folded exactly into the first convolution).
+    Numerical tolerances are stated in flashdd_zoo.loaders.fast. The onnx backend takes none of
+    these options.
+    """
     folder = Path(folder)
+    explicit = dict(dtype=dtype, channels_last=channels_last, fold_bn=fold_bn,
+                    fuse_normalization=fuse_normalization, cuda_graphs=cuda_graphs, compile=compile,
+                    graph_cache_size=graph_cache_size)
     if backend not in BACKENDS:
         raise ArtifactError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
+    if backend == "onnx" and (fast or any(v is not None for v in explicit.values())):
+        raise ArtifactError("fast-path options (fast, dtype, channels_last, fold_bn, fuse_normalization, "
+                            "cuda_graphs, compile) apply to backend='torch' only; drop them for 'onnx'.")
     if not folder.is_dir():
         raise ArtifactError(f"no labeler folder at {folder}.")
     config = read_config(folder)
     verify_manifest(folder, required=REQUIRED_FILES)
     if backend == "onnx":
-        return Labeler(config, folder, session=onnx_session(folder / ONNX, _ort_providers(device)), resize=resize)
+        return Labeler(config, folder, session=onnx_session(folder / ONNX, ort_providers(device)), resize=resize)
     net = load_weights(build_model(config["architecture"]), folder / WEIGHTS)
-    net = net.eval().to(device=device, dtype=dtype)
-    return Labeler(config, folder, net=net, resize=resize)
+    return torch_labeler(net, config, folder, device, resize, fast=fast, **explicit)
 
 
-def _ort_providers(device: str | torch.device) -> list[str]:
+def torch_labeler(net: nn.Module, config: dict[str, Any], folder: Path | None,
+                  device: str | torch.device, resize: bool = False, fast: bool = False,
+                  **explicit: Any) -> Labeler:
+    """Wrap a float32 network (ResNet built from `config`) as a Labeler with the chosen options."""
+    options = resolve_options(device, fast=fast, **explicit)
+    if options.dtype != torch.float32 and torch.device(device).type == "cuda":
+        odd = unaligned_widths(config["architecture"])
+        if odd:
+            warnings.warn(f"{config['name']}: channel counts {odd} are not multiples of 8; "
+                          "tensor-core kernels run far below peak on them.", RuntimeWarning, stacklevel=3)
+    net = optimize_network(net, options, config, device)
+    return Labeler(config, folder, net=net, resize=resize, options=options)
+
+
+def labeler_from_module(
+    net: nn.Module, *, resolution: int, mean: tuple[float, ...], std: tuple[float, ...],
+    name: str = "in-memory", device: str | torch.device = "cpu", fast: bool = False, **options: Any,
+) -> Labeler:
+    """A Labeler around an in-memory ResNet (e.g. a freshly pruned one) without a folder.
+
+    Class names are placeholders; use it to run or benchmark a network before it is exported.
+    The caller's module is left untouched (the labeler runs a copy).
+    """
+    from ..cards.measure import count_params
+
+    net = copy.deepcopy(net)
+    arch = net.arch
+    config = make_config(
+        name=name, kind="pruned", architecture=arch, class_names=[f"class_{i}" for i in range(arch["num_classes"])],
+        resolution=resolution, mean=mean, std=std, metrics={"params": count_params(net)},
+    )
+    return torch_labeler(net, config, None, device, fast=fast, **options)
+
+
+def ort_providers(device: str | torch.device) -> list[str]:
     """onnxruntime-gpu's CUDA provider when asked for a GPU and installed, else the CPU."""
     import onnxruntime as ort
 
     wanted = str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
     return ["CUDAExecutionProvider", "CPUExecutionProvider"] if wanted else ["CPUExecutionProvider"]
+
+
+
+def ort_uses_gpu(device: str | torch.device) -> bool:
+    """Whether the onnx backend would run on the GPU for `device` (onnxruntime-gpu installed)."""
+    return ort_providers(device)[0] == "CUDAExecutionProvider"

@@ -171,7 +171,8 @@ def _student_stage(ctx: BuildContext, labeler_path: str, d_s: dict, name: str) -
             _torchrun(cfg, ["evaluate", "--dataset", ds.name, "--distilled", d_s["path"], "--labeler", labeler_path,
                             "--epochs", str(cfg.protocol.epochs), "--seeds", ",".join(map(str, cfg.seeds)),
                             "--batch-size", str(cfg.protocol.batch_size), "--loss", cfg.protocol.loss,
-                            "--temperature", str(cfg.protocol.temperature), "--out", str(report)])
+                            "--temperature", str(cfg.protocol.temperature), "--out", str(report),
+                            *(["--val-per-class", str(cfg.val_per_class)] if cfg.val_per_class else [])])
             doc = json.loads(report.read_text())
             return {"top1_mean": doc["top1_mean"], "top1_std": doc["top1_std"],
                     "top1s": [r["top1"] for r in doc["runs"]], "seconds": [r["seconds"] for r in doc["runs"]]}

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..data.images import ImageSet, normalize
 from ..data.registry import Dataset
+from ..loaders.timing import LabelTimer
 from .augment import cutmix, random_resized_crop, shuffle_patches
 from .runtime import autocast, generator, param_groups, pick_device, prepare_model, progress, seed_everything, top1_accuracy, world
 from .students import build_student
@@ -122,7 +123,7 @@ def train_student(
     batch = min(protocol.batch_size, len(images))
     steps = math.ceil(len(images) / batch)
     epochs = min(protocol.epochs, stop_after or protocol.epochs)
-    losses, label_seconds, t0 = [], 0.0, time.perf_counter()
+    losses, timer, t0 = [], LabelTimer(dev), time.perf_counter()
     with progress(not show_progress) as bar:
         task = bar.add_task(f"student seed {seed}", total=epochs, status="")
         for epoch in range(epochs):
@@ -138,12 +139,8 @@ def train_student(
                                              factor, protocol.cutmix_alpha, g_aug)
                 if dev.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
-                tl = time.perf_counter()
-                with torch.no_grad(), autocast(dev):
+                with timer.section(len(x)), torch.no_grad(), autocast(dev):
                     teacher_logits = label_fn(x).float()
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-                label_seconds += time.perf_counter() - tl
                 with autocast(dev):
                     loss = _loss(model(x).float(), teacher_logits, labels[idx], perm, lam, protocol)
                 opt.zero_grad(set_to_none=True)
@@ -156,7 +153,7 @@ def train_student(
             losses.append(float(total) / steps)
             bar.update(task, advance=1, status=f"loss {losses[-1]:.4f}")
     top1 = top1_accuracy(student, val, mean, std, dev) if val is not None else None
-    return StudentRun(seed, top1, losses, time.perf_counter() - t0, label_seconds)
+    return StudentRun(seed, top1, losses, time.perf_counter() - t0, timer.seconds)
 
 
 def evaluate(

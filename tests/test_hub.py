@@ -1,0 +1,305 @@
+"""Publish to and pull from a Hub with the real huggingface_hub client, against a loopback Hub server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+import torch
+from click.testing import CliRunner
+from huggingface_hub import HfApi
+
+from flashdd_zoo import list_labelers, load_labeler
+from flashdd_zoo.errors import ArtifactError, HubError
+from flashdd_zoo.exporters import write_manifest
+from flashdd_zoo.loaders.hub_publish import publish_labeler
+
+pytest.register_assert_rewrite("hub_fixtures")  # before the import below
+from hub_fixtures import ORG, TOKEN, finish, pull_in_subprocess, soft, subprocess_env  # noqa: E402
+
+pytest_plugins = ["hub_fixtures"]
+
+# huggingface_hub's own LFS upload passes a file object as `data=`, which httpx2 deprecates
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes:DeprecationWarning")
+
+ARTIFACT = ["README.md", "config.json", "manifest.json", "model.onnx", "model.safetensors"]
+
+
+def _repo_files(repo_id: str, revision: str = "main") -> list[str]:
+    return sorted(HfApi().list_repo_files(repo_id, revision=revision))
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flashdd_zoo", *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+# -- publish ---------------------------------------------------------------------------------------
+def test_publish_is_one_commit_and_republishing_uploads_nothing(hub, hub_env, exported):
+    start = len(hub.state.log)
+    first = publish_labeler(exported, f"{ORG}/once", tag="v1")
+    sent = hub.state.log[start:]
+    assert [r.method for r in sent if "/commit/" in r.path] == ["POST"]
+    assert len([r for r in sent if r.method == "PUT"]) == 2  # model.safetensors + model.onnx via LFS
+    assert any(r.path == "/api/validate-yaml" for r in sent)  # the card's YAML was checked by the Hub too
+    api_calls = [r for r in sent if r.path.startswith("/api/")]
+    assert all(r.authorization == f"Bearer {TOKEN}" for r in api_calls)  # token from HF_TOKEN
+    assert all("flashdd-zoo/" in r.user_agent for r in api_calls)
+    assert _repo_files(f"{ORG}/once") == sorted([".gitattributes", *ARTIFACT])
+    refs = HfApi().list_repo_refs(f"{ORG}/once")
+    assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", first.commit)]
+    assert refs.branches[0].target_commit == first.commit and not first.unchanged
+
+    start = len(hub.state.log)
+    again = publish_labeler(exported, f"{ORG}/once", tag="v1")
+    sent = hub.state.log[start:]
+    assert again.unchanged and again.commit == first.commit
+    assert not [r for r in sent if r.method == "PUT" or "/commit/" in r.path or "/tag/" in r.path]
+
+
+def test_publish_refuses_a_bad_folder_before_sending_anything(hub, hub_env, exported, tmp_path):
+    tampered = tmp_path / "tampered"
+    shutil.copytree(exported, tampered)
+    (tampered / "config.json").write_text((tampered / "config.json").read_text().replace('"pruned"', '"teacher"'))
+    bad_card = tmp_path / "bad-card"
+    shutil.copytree(exported, bad_card)
+    card = (bad_card / "README.md").read_text()
+    (bad_card / "README.md").write_text(card.replace("library_name: flashdd-zoo", "library_name: [flashdd-zoo"))
+    write_manifest(bad_card)  # the manifest agrees; only the YAML is broken
+
+    start = len(hub.state.log)
+    with pytest.raises(ArtifactError, match="config.json has .* bytes but the manifest says"):
+        publish_labeler(tampered, f"{ORG}/refused")
+    with pytest.raises(ArtifactError, match="(?s)invalid YAML front matter.*flashdd-zoo card"):
+        publish_labeler(bad_card, f"{ORG}/refused")
+    assert hub.state.log[start:] == []
+
+
+def test_publish_never_moves_a_tag(hub_env, published, exported):
+    with pytest.raises(HubError, match="Tag 'v1' .* already points at commit") as e:
+        publish_labeler(exported, f"{ORG}/lab", tag="v1")  # main is at `changed` now, v1 elsewhere
+    assert e.value.reason == "tag_conflict"
+
+
+# -- pull ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pulled(hub_env, published, images, tmp_path_factory):
+    """org/lab pulled by a fresh interpreter with an empty HF cache: v1, main and v1's commit."""
+    home = tmp_path_factory.mktemp("hf-pull")
+    first, _ = published
+    specs = [{"repo": f"{ORG}/lab", "revision": "v1"}, {"repo": f"{ORG}/lab"},
+             {"repo": f"{ORG}/lab", "revision": first.commit}]
+    out, ys = pull_in_subprocess(home / "run", images, specs, subprocess_env(home))
+    return home, out, ys
+
+
+def test_fresh_process_pulls_bit_identical_labels_and_pins_tags(pulled, published, exported, changed, images):
+    home, out, (v1, main, by_commit) = pulled
+    first, second = published
+    assert torch.equal(v1, soft(exported, images))  # bit-identical to the local folder
+    assert torch.equal(by_commit, v1)
+    assert torch.equal(main, soft(changed, images)) and not torch.equal(main, v1)  # main moved, v1 did not
+    snapshots = home / "hub" / f"models--{ORG}--lab" / "snapshots"
+    assert out.split() == [str(snapshots / first.commit), str(snapshots / second.commit), str(snapshots / first.commit)]
+    assert sorted(p.name for p in (snapshots / first.commit).iterdir()) == ARTIFACT  # .gitattributes not fetched
+
+
+def test_offline_process_loads_from_cache_without_a_request(hub, pulled, images, exported, changed):
+    home, _, _ = pulled
+    start = len(hub.state.log)
+    specs = [{"repo": f"{ORG}/lab", "revision": "v1"}, {"repo": f"{ORG}/lab"}]
+    _, (v1, main) = pull_in_subprocess(home / "offline", images, specs, subprocess_env(home, HF_HUB_OFFLINE="1"))
+    assert torch.equal(v1, soft(exported, images)) and torch.equal(main, soft(changed, images))
+    assert hub.state.log[start:] == []
+
+
+def test_offline_and_not_cached_is_a_clear_error(hub_env, published, images, fresh_cache, tmp_path):
+    with pytest.raises(HubError, match="offline .* not in the local Hugging Face cache") as e:
+        load_labeler(f"{ORG}/lab", revision="v1", local_files_only=True, cache_dir=fresh_cache / "hub")
+    assert e.value.reason == "offline_not_cached"
+    proc = pull_in_subprocess(tmp_path, images, [{"repo": f"{ORG}/lab"}],
+                              subprocess_env(fresh_cache, HF_HUB_OFFLINE="1"), wait=False)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "HubError: offline" in err and "flashdd-zoo pull" in err
+
+
+def test_two_processes_load_the_same_labeler_at_once(hub_env, published, images, exported, fresh_cache, tmp_path):
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = subprocess_env(fresh_cache, PULL_GATE=str(gate))
+    spec = [{"repo": f"{ORG}/lab", "revision": "v1"}]
+    procs = [pull_in_subprocess(tmp_path / f"p{i}", images, spec, env, wait=False) for i in range(2)]
+    deadline = time.monotonic() + 60
+    while len(list(gate.glob("ready-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (gate / "go").touch()  # both interpreters are up: they now resolve and download at the same moment
+    results = [finish(p, tmp_path / f"p{i}" / "y.safetensors") for i, p in enumerate(procs)]
+    (_, (a,)), (_, (b,)) = results
+    assert torch.equal(a, b) and torch.equal(a, soft(exported, images))
+    blobs = list((fresh_cache / "hub" / f"models--{ORG}--lab" / "blobs").iterdir())
+    assert len(blobs) == len(ARTIFACT) and not [p for p in blobs if p.name.endswith(".incomplete")]
+
+
+def test_tampered_blob_in_cache_is_refused_then_repaired(hub_env, published, images, exported, fresh_cache):
+    cache = fresh_cache / "hub"
+    labeler = load_labeler(f"{ORG}/lab", revision="v1", cache_dir=cache)
+    blob = (labeler.folder / "model.safetensors").resolve()  # the snapshot entry links to the blob
+    blob.write_bytes(blob.read_bytes()[:-100])
+    for offline in (False, True):
+        with pytest.raises(ArtifactError, match="model.safetensors has .* bytes but the manifest says") as e:
+            load_labeler(f"{ORG}/lab", revision="v1", cache_dir=cache, local_files_only=offline)
+        assert "force_download=True" in str(e.value) and "--force-download" in str(e.value)
+    repaired = load_labeler(f"{ORG}/lab", revision="v1", cache_dir=cache, force_download=True)
+    assert torch.equal(repaired.soft_labels(images), soft(exported, images))
+
+
+def test_file_altered_on_the_server_is_refused(hub, hub_env, exported, fresh_cache):
+    publish_labeler(exported, f"{ORG}/altered")
+    hub.state.corrupt(f"{ORG}/altered", "model.onnx")
+    with pytest.raises(ArtifactError, match="model.onnx does not match its sha256") as e:
+        load_labeler(f"{ORG}/altered", cache_dir=fresh_cache / "hub", backend="onnx")
+    assert "tell the publisher" in str(e.value)
+
+
+def test_repo_and_revision_not_found(hub_env, published, fresh_cache):
+    cache = fresh_cache / "hub"
+    with pytest.raises(HubError, match=f"no model repo {ORG}/nope on http://127.0.0.1") as e:
+        load_labeler(f"{ORG}/nope", cache_dir=cache)
+    assert e.value.reason == "repo_not_found" and "HF_TOKEN" in str(e.value)
+    with pytest.raises(HubError, match=rf"{ORG}/lab .* no branch, tag or commit 'v9' \(it has branches: main; tags: v1\)") as e:
+        load_labeler(f"{ORG}/lab", revision="v9", cache_dir=cache)
+    assert e.value.reason == "revision_not_found"
+    with pytest.raises(ArtifactError, match="neither a labeler folder on this machine nor a Hub repo id"):
+        load_labeler("no such folder", cache_dir=cache)
+
+
+def test_local_folders_still_load_as_before(exported, images):
+    assert torch.equal(load_labeler(str(exported)).soft_labels(images), soft(exported, images))
+    zoo = load_labeler(exported.parent, name=exported.name)  # a local zoo folder, like a zoo repo
+    assert zoo.folder == exported
+    with pytest.raises(ArtifactError, match="revision only apply to Hub repo ids"):
+        load_labeler(str(exported), revision="v1")
+
+
+def test_not_a_labeler_repo(hub, hub_env, fresh_cache, tmp_path):
+    (tmp_path / "README.md").write_text("---\nlicense: mit\n---\n# just a model\n")
+    (tmp_path / "weights.bin").write_bytes(bytes(range(256)) * 64)
+    api = HfApi()
+    api.create_repo(f"{ORG}/not-a-labeler")
+    api.upload_folder(repo_id=f"{ORG}/not-a-labeler", folder_path=tmp_path)
+    start = len(hub.state.log)
+    with pytest.raises(HubError, match="is not a flashdd-zoo labeler: it has no config.json") as e:
+        load_labeler(f"{ORG}/not-a-labeler", cache_dir=fresh_cache / "hub")
+    assert e.value.reason == "not_a_labeler"
+    assert not [r for r in hub.state.log[start:] if "weights.bin" in r.path]  # nothing large fetched
+
+
+def test_artifact_from_a_newer_version_is_refused_before_weights_download(hub, hub_env, exported, fresh_cache, tmp_path):
+    newer = tmp_path / "newer"
+    shutil.copytree(exported, newer)
+    config = json.loads((newer / "config.json").read_text())
+    config.update(format_version=99, flashdd_zoo_version="9.0.0")
+    (newer / "config.json").write_text(json.dumps(config))
+    write_manifest(newer)
+    api = HfApi()  # as a future flashdd-zoo would publish it
+    api.create_repo(f"{ORG}/from-the-future")
+    api.upload_folder(repo_id=f"{ORG}/from-the-future", folder_path=newer)
+    start = len(hub.state.log)
+    with pytest.raises(ArtifactError, match="artifact format version 99 .* pip install -U flashdd-zoo"):
+        load_labeler(f"{ORG}/from-the-future", cache_dir=fresh_cache / "hub")
+    assert not [r for r in hub.state.log[start:] if "model." in r.path]
+
+
+# -- a zoo in one repo, and the index ----------------------------------------------------------------
+def test_zoo_repo_holds_one_labeler_per_subfolder(hub_env, exported, changed, images, fresh_cache):
+    repo = f"{ORG}/zoo"
+    publish_labeler(exported, repo, path_in_repo="resnet18q-ipc10")
+    publish_labeler(changed, repo, path_in_repo="resnet18q-ipc50")
+    cache = fresh_cache / "hub"
+    b = load_labeler(repo, name="resnet18q-ipc50", cache_dir=cache)
+    assert torch.equal(b.soft_labels(images), soft(changed, images))
+    with pytest.raises(HubError, match="Labelers in this repo: resnet18q-ipc10, resnet18q-ipc50") as e:
+        load_labeler(repo, cache_dir=cache)
+    assert e.value.reason == "not_a_labeler"
+
+    entries = list_labelers(repo_id=repo)
+    assert [(x.name, x.dataset, x.ipc, x.kind) for x in entries] == [
+        ("resnet18q-ipc10", "cifar10", 10, "pruned"), ("resnet18q-ipc50", "cifar10", 50, "pruned")]
+    metrics = json.loads((changed / "config.json").read_text())["metrics"]
+    assert (entries[1].params, entries[1].weights_bytes, entries[1].student_top1) == (
+        metrics["params"], metrics["weights_bytes"], 41.25)
+
+    assert "resnet18q-ipc50/plots/curve.png" in _repo_files(repo)
+    publish_labeler(exported, repo, path_in_repo="resnet18q-ipc50")  # replace: its old plot goes
+    files = _repo_files(repo)
+    assert "resnet18q-ipc50/plots/curve.png" not in files
+    assert [f for f in files if f.startswith("resnet18q-ipc10/")] == [f"resnet18q-ipc10/{f}" for f in ARTIFACT]
+
+
+def test_list_labelers_of_an_organisation(hub_env, published, exported, changed, monkeypatch):
+    publish_labeler(exported, "someone-else/lab")
+    publish_labeler(exported, f"{ORG}/hidden", private=True)
+    entries = {e.repo_id: e for e in list_labelers(ORG)}
+    assert {f"{ORG}/lab", f"{ORG}/hidden"} <= set(entries) and "someone-else/lab" not in entries
+    assert f"{ORG}/zoo" not in entries  # a zoo repo without a root card is listed with `ls ORG/ZOO`
+    lab = entries[f"{ORG}/lab"]  # main holds `changed`
+    metrics = json.loads((changed / "config.json").read_text())["metrics"]
+    assert (lab.labeler, lab.dataset, lab.ipc, lab.params, lab.weights_bytes, lab.student_top1) == (
+        "resnet18q-cifar10-v2", "cifar10", 50, metrics["params"], metrics["weights_bytes"], 41.25)
+    monkeypatch.delenv("HF_TOKEN")
+    assert f"{ORG}/hidden" not in {e.repo_id for e in list_labelers(ORG)}  # private: only with a token
+    with pytest.raises(HubError, match="no model repo"):
+        load_labeler(f"{ORG}/hidden")
+
+
+# -- command line ------------------------------------------------------------------------------------
+def test_help_documents_every_option_and_self_hosted_endpoints():
+    from flashdd_zoo.cli import main
+
+    for name in ("publish", "pull", "ls"):
+        text = CliRunner().invoke(main, [name, "--help"], terminal_width=200).output
+        for param in main.commands[name].params:
+            for opt in param.opts if isinstance(param, click.Option) else ():
+                assert opt in text, f"{name} --help does not mention {opt}"
+        assert "HF_ENDPOINT" in text and "HF_TOKEN" in text
+    assert "HF_HUB_DISABLE_XET=1" in CliRunner().invoke(main, ["publish", "--help"]).output
+    assert "HF_HUB_OFFLINE=1" in CliRunner().invoke(main, ["pull", "--help"]).output
+
+
+def test_cli_publish_pull_ls(hub, hub_env, exported, fresh_cache):
+    env = subprocess_env(fresh_cache)
+    res = _cli("publish", str(exported), "--repo-id", f"{ORG}/cli", "--tag", "v1", env=env)
+    assert res.returncode == 0, res.stderr
+    commit = HfApi().list_repo_refs(f"{ORG}/cli").branches[0].target_commit
+    assert f"commit {commit}" in res.stdout and "tag v1" in res.stdout
+    assert TOKEN not in res.stdout + res.stderr
+    assert all(TOKEN.encode() not in blob for blob in hub.state.blobs.values())  # not written to any file
+
+    res = _cli("pull", f"{ORG}/cli", "--revision", "v1", env=env)
+    assert res.returncode == 0, res.stderr
+    folder = Path(res.stdout.strip().splitlines()[-1])
+    assert folder == fresh_cache / "hub" / f"models--{ORG}--cli" / "snapshots" / commit
+    assert "manifest sha256 verified" in res.stdout and sorted(p.name for p in folder.iterdir()) == ARTIFACT
+
+    res = _cli("ls", ORG, "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    listed = {e["repo_id"]: e for e in json.loads(res.stdout)}
+    assert listed[f"{ORG}/cli"]["params"] == json.loads((exported / "config.json").read_text())["metrics"]["params"]
+    table = _cli("ls", f"{ORG}/cli", env=env).stdout
+    assert f"{ORG}/cli" in table and "cifar10" in table and "pruned" in table
+
+
+def test_cli_errors_are_one_line(hub_env, exported, fresh_cache):
+    env = subprocess_env(fresh_cache)
+    res = _cli("pull", f"{ORG}/nope", env=env)
+    assert res.returncode != 0 and "Traceback" not in res.stderr and f"no model repo {ORG}/nope" in res.stderr
+    env.pop("HF_TOKEN")
+    res = _cli("publish", str(exported), "--repo-id", f"{ORG}/anonymous", env=env)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "refused" in res.stderr and "HF_TOKEN" in res.stderr
