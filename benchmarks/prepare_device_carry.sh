@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run HERE (the developer machine) before benchmarks/run_gpu_bench.sh goes to the GPU machine.
 # It fills two git-ignored folders that the device call must carry:
-#   .devdata/imagenet1k-sample  real 224x224 ImageNet images (18 MB) for the tolerance check
+#   .devdata/<set>              the real image sets named as arguments (default imagenet1k-sample,
+#                               18 MB, for the tolerance check; cifar10 55 MB or imagenette-128
+#                               63 MB for benchmarks/run_gpu_zoo.sh: one per call, 64 MiB travel)
 #   .whl/                       wheels the GPU image lacks or has in other versions, pinned to this
 #                               venv's versions: torch-pruning (its 1.6.1 wheel), huggingface_hub 2.x
 #                               and the HTTP stack it imports (`import flashdd_zoo` needs them;
@@ -14,7 +16,9 @@ for d in .devdata .whl; do  # the device tool carries ignored paths only; never 
     git check-ignore -q "$d/x" || echo "/$d/" >> .git/info/exclude
 done
 mkdir -p .devdata .whl
-[ -d .devdata/imagenet1k-sample ] || cp -r "$DATA_ROOT/imagenet1k-sample" .devdata/
+for set in "${@:-imagenet1k-sample}"; do
+    [ -d ".devdata/$set" ] || cp -r "$DATA_ROOT/$set" .devdata/
+done
 
 pins=$("$PY" - <<'EOF'
 from importlib.metadata import version

@@ -193,9 +193,11 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
               help="GPUs for evaluations and distillation (runs them under torchrun).")
 @device_option
 @record_option
+@click.option("--record-tau", metavar="NAME", default=None,
+              help="Also write benchmarks/results/NAME.json with the build's tau(D_S) (top1_mean, top1_std, seeds).")
 @friendly_errors
 def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled, epochs, seeds, teacher_epochs,
-              finetune_epochs, param_fractions, window, gamma, verify_candidates, nproc, device, record):
+              finetune_epochs, param_fractions, window, gamma, verify_candidates, nproc, device, record, record_tau):
     """Build a capacity-matched pruned labeler (Flash-DD Algorithm 1) end to end.
 
     Teacher (given or trained) -> D_S (given or RDED) -> tau(D_S) -> pruning chain with
@@ -223,6 +225,9 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
     _print_build_summary(report)
     if record:
         _record(record, capacity_metrics(report))
+    if record_tau:
+        tau = report["tau"]
+        _record(record_tau, {"top1_mean": tau["top1_mean"], "top1_std": tau["top1_std"], "seeds": len(tau["top1s"])})
 
 
 def capacity_metrics(report: dict) -> dict:

@@ -206,3 +206,18 @@ def test_evaluate_cli_end_to_end(distilled_dir, exported, cifar10, tmp_path):
     assert res.returncode == 0, res.stderr
     doc = json.loads(report.read_text())
     assert len(doc["runs"]) == 1 and len(doc["runs"][0]["losses"]) == 2 and 0 <= doc["top1_mean"] <= 100
+
+
+def test_evaluate_runs_under_torchrun(distilled_dir, exported, cifar10, tmp_path):
+    """Two processes (gloo on CPU) share each batch through DistributedDataParallel."""
+    report = tmp_path / "ddp.json"
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "flashdd_zoo",
+                          "evaluate", "--dataset", "cifar10", "--distilled", str(distilled_dir), "--labeler",
+                          str(exported), "--epochs", "2", "--seeds", "0", "--batch-size", "10", "--device", "cpu",
+                          "--val-per-class", "10", "--out", str(report)],
+                         capture_output=True, text=True,
+                         env={**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("student top-1") == 1  # only rank 0 reports
+    doc = json.loads(report.read_text())
+    assert len(doc["runs"][0]["losses"]) == 2 and 0 <= doc["top1_mean"] <= 100
