@@ -34,6 +34,15 @@ def test_rebuild_from_config_is_bit_identical(exported, small_net, cifar10, cifa
     assert labeler.storage_bytes == (exported / "model.safetensors").stat().st_size
 
 
+def test_safetensors_header_carries_metadata(exported):
+    from safetensors import safe_open
+
+    with safe_open(str(exported / "model.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["format"] == "flashdd-zoo/labeler" and meta["kind"] == "pruned"
+    assert json.loads(meta["architecture"]) == json.loads((exported / "config.json").read_text())["architecture"]
+
+
 def test_onnx_parity_on_real_images(exported, cifar10, cifar_val):
     config = json.loads((exported / "config.json").read_text())
     assert 0 <= config["metrics"]["onnx_max_abs_diff"] < 1e-4

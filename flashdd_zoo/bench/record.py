@@ -30,7 +30,7 @@ def throughput_metrics(report: dict) -> dict:
     return {
         "throughput_img_s": round(fast["images_per_second"], 1),
         "throughput_device": where,
-        "label_speedup": round(report["ratio"], 3),
+        "throughput_speedup": round(report["ratio"], 3),
         "throughput_batch": report["batch"],
         "teacher_throughput_img_s": round(teacher["images_per_second"], 1),
     }

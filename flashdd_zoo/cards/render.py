@@ -96,7 +96,9 @@ returns logits; `soft_labels` returns `softmax(logits / T)` (default T = {config
 | % of full teacher's weights on disk | {_pct(m.get('weights_bytes'), m.get('teacher_weights_bytes'))} |
 | GFLOPs per image at {h}x{w} | {_num(m.get('gflops'), '.4f')} |
 | measured throughput | {_num(m.get('throughput_img_s'), ',.0f', ' images/s')}{_on(m.get('throughput_device'))} |
-| label-generation speed-up vs full teacher | {_num(m.get('label_speedup'), '.2f', 'x')} |
+| labeler throughput / full teacher's (same run) | {_num(m.get('throughput_speedup'), '.2f', 'x')} |
+| label-generation speed-up vs full teacher (extra label time per student epoch) | \
+{_num(m.get('label_speedup'), '.2f', 'x')}{_on(m.get('label_speedup_device'))} |
 | ONNX vs torch, max abs logit difference | {_num(m.get('onnx_max_abs_diff'), '.2e')} ({m.get('onnx_parity_images', 0)} real images) |
 
 {FLOPS_NOTE}.

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -18,11 +16,6 @@ def save_weights(model: nn.Module, path: Path, metadata: dict[str, object]) -> N
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     save_file(state, str(path), metadata=header)
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
 
 
 def load_weights(model: nn.Module, path: Path) -> nn.Module:
@@ -48,6 +41,3 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
     model.load_state_dict(state, strict=True)
     return model
 
-
-def state_dtype_bytes(state: dict[str, torch.Tensor]) -> int:
-    return sum(t.numel() * t.element_size() for t in state.values())

@@ -21,6 +21,7 @@ from ..errors import FlashDDError
 from ..exporters import export_labeler
 from ..exporters.manifest import sha256_file
 from ..labeler_config import WEIGHTS
+from ..results import device_name
 from .capacity import mean_dis, select_capacity
 from .checkpoints import load_checkpoint
 from .distill import distill_rded
@@ -234,6 +235,11 @@ def _export_stage(ctx: BuildContext, report: dict, chosen_path: str, chosen: dic
     }
     if report["selection"]["zeta"] is not None:
         metrics["zeta"] = report["selection"]["zeta"]
+    if chosen is not None and tau.get("label_seconds") and student.get("label_seconds"):
+        # Flash-DD's speed-up: the teacher's extra time for soft labels over the labeler's, both
+        # measured inside the same downstream training loop on this machine
+        metrics["label_speedup"] = sum(tau["label_seconds"]) / sum(student["label_seconds"])
+        metrics["label_speedup_device"] = device_name()
     return export_labeler(
         model, Path(ctx.cfg.out) / name, name=name, kind=kind, class_names=ds.class_names,
         resolution=ds.resolution, mean=ds.spec.mean, std=ds.spec.std, sample_images=_samples(ctx.val),

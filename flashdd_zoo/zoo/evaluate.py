@@ -23,6 +23,7 @@ from ..data.images import ImageSet, normalize
 from ..data.registry import Dataset
 from ..loaders.timing import LabelTimer
 from .augment import cutmix, random_resized_crop, shuffle_patches
+from .distill import default_factor
 from .runtime import autocast, generator, param_groups, pick_device, prepare_model, progress, seed_everything, top1_accuracy, world
 from .students import build_student
 
@@ -119,7 +120,7 @@ def train_student(
     opt = torch.optim.AdamW(param_groups(student, protocol.weight_decay), lr=protocol.lr, betas=(0.9, 0.999))
     images, labels = distilled.images.to(dev), distilled.labels.to(dev)
     mean, std = dataset.spec.mean, dataset.spec.std
-    factor = protocol.factor or (1 if dataset.resolution <= 64 else 2)
+    factor = protocol.factor or default_factor(dataset.resolution)
     batch = min(protocol.batch_size, len(images))
     steps = math.ceil(len(images) / batch)
     epochs = min(protocol.epochs, stop_after or protocol.epochs)
