@@ -78,18 +78,7 @@ def _plot_capacity(path: Path, r: dict) -> Path:
     xs, ys = zip(*sorted(students))
     ax.plot(xs, ys, "s--", label="student top-1 on D_S")
     ax.axhline(r["tau"]["top1_mean"], color="grey", ls=":", label="tau(D_S)")
-    if r["selection"]["chosen"] is not None:
-        ax.axvline(chain[r["selection"]["chosen"]]["params"], color="red", alpha=0.4, label="selected")
-    ax.set_xscale("log")
-    ax.set_xlabel("teacher parameters")
-    ax.set_ylabel("top-1 (%)")
-    ax.set_title(f"{r['dataset']} IPC {r['ipc']}: accuracy vs teacher size")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, r, "top-1 (%)", "accuracy")
 
 
 def _plot_dis(path: Path, r: dict) -> Path:
@@ -103,12 +92,18 @@ def _plot_dis(path: Path, r: dict) -> Path:
     sel = r["selection"]
     if sel["zeta"] is not None:
         ax.axhline(sel["zeta"], color="grey", ls=":", label="zeta (inflection)")
-    if sel["chosen"] is not None:
-        ax.axvline(r["chain"][sel["chosen"]]["params"], color="red", alpha=0.4, label="selected")
+    return _finish(fig, ax, path, r, "Dis", "Dis")
+
+
+def _finish(fig, ax, path: Path, r: dict, ylabel: str, what: str) -> Path:
+    """Shared look of both plots: log size axis, the selected member marked, legend, PNG."""
+    chosen = r["selection"]["chosen"]
+    if chosen is not None:
+        ax.axvline(r["chain"][chosen]["params"], color="red", alpha=0.4, label="selected")
     ax.set_xscale("log")
     ax.set_xlabel("teacher parameters")
-    ax.set_ylabel("Dis")
-    ax.set_title(f"{r['dataset']} IPC {r['ipc']}: Dis vs teacher size")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{r['dataset']} IPC {r['ipc']}: {what} vs teacher size")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     fig.tight_layout()
