@@ -6,7 +6,6 @@ failure leaves the original untouched and no half-updated folder is ever visible
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from ..atomic import atomic_dir
 from ..cards.render import write_card
 from ..errors import ArtifactError
 from ..exporters.manifest import verify_manifest, write_manifest
-from ..labeler_config import CARD, CONFIG, REQUIRED_FILES, read_config
+from ..labeler_config import CARD, REQUIRED_FILES, read_config, write_config
 
 
 def throughput_metrics(report: dict) -> dict:
@@ -49,7 +48,7 @@ def record_throughput(folder: str | Path, metrics: dict) -> Path:
         shutil.copytree(folder, staged, dirs_exist_ok=True)
         config = read_config(staged)
         config["metrics"] = {**config["metrics"], **metrics}
-        (staged / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        write_config(staged, config)
         write_card(staged)
         write_manifest(staged)
         verify_manifest(staged, required=REQUIRED_FILES)

@@ -44,6 +44,13 @@ class BuildContext:
     stages: StageCache
     val: ImageSet
     train: ImageSet | None = None
+    distilled_images: dict[str, ImageSet] = dataclasses.field(default_factory=dict)
+
+    def distilled(self, d_s: dict) -> ImageSet:
+        """D_S decoded once per build (keyed by its hash), shared by every evaluation stage."""
+        if d_s["sha256"] not in self.distilled_images:
+            self.distilled_images[d_s["sha256"]] = load_distilled(d_s["path"], self.dataset)
+        return self.distilled_images[d_s["sha256"]]
 
     def train_set(self) -> ImageSet:
         if self.train is None:
@@ -177,7 +184,7 @@ def _student_stage(ctx: BuildContext, labeler_path: str, d_s: dict, name: str) -
             doc = json.loads(report.read_text())
             return {"top1_mean": doc["top1_mean"], "top1_std": doc["top1_std"],
                     "top1s": [r["top1"] for r in doc["runs"]], "seconds": [r["seconds"] for r in doc["runs"]]}
-        data = load_distilled(d_s["path"], ds)
+        data = ctx.distilled(d_s)
         label_fn = load_teacher(labeler_path, ds.num_classes).model.to(pick_device(cfg.device)).eval()
         result = evaluate(data, label_fn, ds, ctx.val, cfg.protocol, cfg.seeds, cfg.device)
         return {"top1_mean": result.top1_mean, "top1_std": result.top1_std, "top1s": result.top1s,
@@ -207,7 +214,7 @@ def _dis_stage(ctx: BuildContext, member: dict, d_s: dict) -> dict:
            "protocol": dataclasses.asdict(cfg.protocol), "window": sel.window, "seeds": sel.dis_seeds}
 
     def run() -> dict:
-        data = load_distilled(d_s["path"], ds)
+        data = ctx.distilled(d_s)
         model, _ = load_checkpoint(Path(member["path"]))
         model = model.to(pick_device(cfg.device)).eval()
         curves = [train_student(data, model, ds, cfg.protocol, seed, stop_after=sel.window, device=cfg.device).losses

@@ -82,8 +82,7 @@ def train_teacher(
     mean, std = dataset.spec.mean, dataset.spec.std
     seed_everything(recipe.seed)
     model = prepare_model(build_model(resnet18_arch(dataset.num_classes, dataset.spec.stem, recipe.width_scale)), dev)
-    optimizer = torch.optim.SGD(param_groups(model, recipe.weight_decay), lr=recipe.lr,
-                                momentum=recipe.momentum, nesterov=True)
+    optimizer = _sgd(model, recipe)
     start_epoch, seconds = _resume(out_dir / "last", recipe, model, optimizer, dev)
     images, labels = train.images.to(dev), train.labels.to(dev)
     steps = math.ceil(len(train) / recipe.batch_size)
@@ -121,14 +120,18 @@ def train_teacher(
 def fit(model, train: ImageSet, dataset: Dataset, recipe: TeacherRecipe, dev: torch.device) -> float:
     """Train `model` for recipe.epochs with a fresh optimizer (used to fine-tune pruned nets);
     returns the last epoch's mean loss."""
-    optimizer = torch.optim.SGD(param_groups(model, recipe.weight_decay), lr=recipe.lr,
-                                momentum=recipe.momentum, nesterov=True)
+    optimizer = _sgd(model, recipe)
     images, labels = train.images.to(dev), train.labels.to(dev)
     steps = math.ceil(len(train) / recipe.batch_size)
     loss = float("nan")
     for epoch in range(recipe.epochs):
         loss = _train_epoch(model, optimizer, images, labels, recipe, epoch, steps, dataset, dev)
     return loss
+
+
+def _sgd(model, recipe: TeacherRecipe) -> torch.optim.SGD:
+    return torch.optim.SGD(param_groups(model, recipe.weight_decay), lr=recipe.lr,
+                           momentum=recipe.momentum, nesterov=True)
 
 
 def _train_epoch(model, optimizer, images, labels, recipe, epoch, steps, dataset, dev) -> float:
