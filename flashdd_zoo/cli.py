@@ -26,6 +26,7 @@ def info(path: Path, as_json: bool) -> None:
     """Summarise the labeler folder PATH (verifies its manifest first)."""
     from .exporters.manifest import verify_manifest
     from .labeler_config import REQUIRED_FILES, read_config
+    from .models import describe_architecture
 
     config = read_config(path)
     verify_manifest(path, required=REQUIRED_FILES)
@@ -36,7 +37,7 @@ def info(path: Path, as_json: bool) -> None:
     table = Table(title=f"{config['name']} ({config['kind']})", show_header=False)
     rows = [
         ("dataset", f"{lin.get('dataset', '?')}  IPC {lin.get('ipc', '-')}"),
-        ("architecture", f"{config['architecture']['name']} ({config['architecture']['stem']} stem)"),
+        ("architecture", describe_architecture(config["architecture"])),
         ("classes", str(config["num_classes"])),
         ("input", "x".join(map(str, config["input"]["size"]))),
         ("parameters", f"{m['params']:,}"),
@@ -109,10 +110,11 @@ def card(path: Path) -> None:
 def _register() -> None:
     """Commands of the other CLI modules (imported here: they import the shared pieces)."""
     from .cli_bench import bench
+    from .cli_ensemble import ensemble_cmd
     from .cli_hub import ls, publish, pull
     from .cli_zoo import build_cmd, distill_cmd, evaluate_cmd, train_teacher_cmd
 
-    for command in (build_cmd, train_teacher_cmd, distill_cmd, evaluate_cmd, publish, pull, ls, bench):
+    for command in (build_cmd, train_teacher_cmd, distill_cmd, evaluate_cmd, ensemble_cmd, publish, pull, ls, bench):
         main.add_command(command)
 
 

@@ -76,7 +76,7 @@ def train_teacher_cmd(dataset_name, data_root, out_dir, epochs, batch_size, lr, 
 @click.option("--seed", default=0, show_default=True, help="Seed of the image pre-selection and crops.")
 @device_option
 @friendly_errors
-def distill_cmd(dataset_name, data_root, teacher, ipc, out_dir, mipc, num_crop, factor, image_format, seed, device):
+def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, num_crop, factor, image_format, seed, device):
     """Distil a dataset into IPC images per class with RDED, written as an ImageFolder tree."""
     from .data import resolve_dataset
     from .zoo.distill import RDEDConfig, distill_rded

@@ -9,6 +9,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCardData
 
 from ..labeler_config import CARD, read_config
+from ..models import describe_architecture
 from .measure import FLOPS_NOTE
 
 NOT_MEASURED = "not measured"
@@ -124,10 +125,10 @@ on every augmented batch, then scored on the real validation split{_epochs(m)}.
 | distilled set | {lin.get('distilled', '—')} |
 | distilled set sha256 | {lin.get('distilled_sha256', '—')} |
 | teacher | {lin.get('teacher', '—')} |
-| architecture | {config['architecture']['name']} ({config['architecture']['stem']} stem) |
+| architecture | {describe_architecture(config['architecture'])} |
 | input | {inp['channels']}x{h}x{w}, normalised with mean {inp['mean']} and std {inp['std']} |
 | classes | {config['num_classes']} |
-{_plots(config)}
+{_members(config)}{_plots(config)}
 ## Usage
 
 ```python
@@ -154,6 +155,23 @@ def _on(device: str | None) -> str:
 
 def _epochs(m: dict[str, Any]) -> str:
     return f" after {m['eval_epochs']} epochs" if m.get("eval_epochs") else ""
+
+
+def _members(config: dict[str, Any]) -> str:
+    """An ensemble's members: source, parameters, own top-1 and weight (schedule, if any)."""
+    arch = config["architecture"]
+    if arch["name"] != "ensemble":
+        return ""
+    members = config["lineage"].get("members") or [{} for _ in arch["members"]]
+    rows = "\n".join(
+        f"| {i} | {m.get('source', '—')} | {_num(m.get('params'), ',')} | {_acc(m.get('top1'))} | {w:.3f} |"
+        for i, (m, w) in enumerate(zip(members, arch["weights"])))
+    schedule = "".join(f"\n- from epoch {s['from_epoch']}: weights {[round(w, 3) for w in s['weights']]}"
+                       for s in arch.get("schedule", []))
+    if schedule:
+        schedule = "\n\nWeight schedule (`soft_labels(..., epoch=e)` or `set_epoch(e)`):" + schedule
+    return ("\n## Ensemble members\n\nSoft labels are softmax of the weighted sum of the members' logits over T.\n\n"
+            "| member | source | parameters | top-1 | weight |\n|---|---|---|---|---|\n" + rows + schedule + "\n")
 
 
 def _plots(config: dict[str, Any]) -> str:

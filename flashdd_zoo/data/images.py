@@ -30,6 +30,10 @@ class ImageSet:
     def to(self, device: str | torch.device) -> "ImageSet":
         return ImageSet(self.images.to(device), self.labels.to(device), self.class_names)
 
+    def spread(self, n: int = 32) -> torch.Tensor:
+        """At most n images taken evenly across the set (every class when sorted by label)."""
+        return self.images[:: max(1, len(self) // n)][:n]
+
     def per_class(self, n: int, seed: int = 0) -> "ImageSet":
         """At most n images of each class, drawn uniformly at random."""
         g = torch.Generator().manual_seed(seed)

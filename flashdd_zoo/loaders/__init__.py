@@ -34,8 +34,8 @@ def load_labeler(
     HF_ENDPOINT) points at a self-hosted Hub; `token` defaults to HF_TOKEN or the saved login.
     `name` picks one labeler of a zoo repo (or of a local zoo folder). `runtime` keywords
     go to the labeler runtime: device, dtype, backend, resize, and the fast-path options fast,
-    channels_last, fold_bn, fuse_normalization, cuda_graphs, compile (see loaders/local.py). Every file is checked against
-    the manifest's sha256 before anything is built.
+    channels_last, fold_bn, fuse_normalization, cuda_graphs, compile, stack_members (see
+    loaders/local.py). Every file is checked against the manifest's sha256 before anything is built.
     """
     hub = dict(revision=revision, local_files_only=local_files_only, endpoint=endpoint, token=token,
                cache_dir=cache_dir, force_download=force_download)

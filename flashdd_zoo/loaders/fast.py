@@ -13,9 +13,9 @@ by benchmarks/fast_path_tolerance.py):
   and lands about 10x inside them.
 
 Everything here maps a network that takes images to logits onto a faster one computing the same
-function; a future ensemble labeler can be one such network that evaluates all its members in
-one pass (e.g. stacked members), and it then gets the same folding and graph replay for free.
-Ensembles do not exist in the codebase yet.
+function. An ensemble whose members share one architecture is first stacked into one network of
+grouped convolutions (flashdd_zoo.models.ensemble.StackedEnsemble), so all members run in one pass
+and get the same folding and graph replay as a single ResNet.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from torch import fx, nn
 from torch.fx.experimental.optimization import fuse as fx_fuse_conv_bn
 
 from ..errors import ArtifactError
+from ..models import Ensemble, StackedEnsemble, member_archs
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
           "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -59,6 +60,7 @@ class FastOptions:
     fuse_normalization: bool = False  # the caller feeds raw [0, 1] images instead of normalised
     cuda_graphs: bool = False
     compile: bool | str = False  # True, or a torch.compile mode such as "max-autotune-no-cudagraphs"
+    stack_members: bool = False  # an ensemble of one architecture runs as one grouped network
     graph_cache_size: int = 4  # input shapes kept as captured CUDA graphs (least recently used out)
 
 
@@ -67,13 +69,14 @@ def resolve_options(device: str | torch.device, fast: bool = False, **explicit: 
 
     fast on CUDA: bf16, channels_last, folded BatchNorm, CUDA graphs. fast on CPU: float32,
     channels_last, folded BatchNorm (bf16 convolutions are slower than float32 on most CPUs).
+    Both stack the members of an ensemble into one network.
     `explicit` holds FastOptions fields; a None value means "not given".
     """
     cuda = torch.device(device).type == "cuda"
     base = FastOptions()
     if fast:
         base = FastOptions(dtype=torch.bfloat16 if cuda else torch.float32, channels_last=True,
-                           fold_bn=True, cuda_graphs=cuda)
+                           fold_bn=True, cuda_graphs=cuda, stack_members=True)
     given = {k: v for k, v in explicit.items() if v is not None}
     unknown = set(given) - set(FastOptions.__dataclass_fields__)
     if unknown:
@@ -94,7 +97,7 @@ def resolve_options(device: str | torch.device, fast: bool = False, **explicit: 
 def describe_options(options: FastOptions) -> str:
     """A short name such as 'bfloat16+channels_last+fold_bn+cuda_graphs'."""
     parts = [str(options.dtype).replace("torch.", "")]
-    parts += [name for name in ("channels_last", "fold_bn", "fuse_normalization", "cuda_graphs")
+    parts += [name for name in ("channels_last", "fold_bn", "fuse_normalization", "cuda_graphs", "stack_members")
               if getattr(options, name)]
     if options.compile:
         parts.append(f"compile={options.compile}" if isinstance(options.compile, str) else "compile")
@@ -165,7 +168,8 @@ def fold_input_normalization(
     conv = gm.get_submodule(first) if first else None
     if not isinstance(conv, nn.Conv2d):
         raise ArtifactError("fuse_normalization needs a network whose input feeds exactly one Conv2d; "
-                            "this one does not. Normalise the images yourself instead.")
+                            "this one does not (an ensemble must be stacked: members of one architecture "
+                            "and stack_members=True). Normalise the images yourself instead.")
     folded = RawInputConv(conv, torch.tensor(mean), torch.tensor(std), size)
     gm.add_submodule(first, folded.to(conv.weight.device))
     gm.recompile()
@@ -176,6 +180,8 @@ def optimize_network(net: nn.Module, options: FastOptions, config: dict[str, Any
                      device: str | torch.device) -> nn.Module:
     """Apply the rewrites in float32, then move to device, dtype and memory format."""
     net = net.eval().float()
+    if options.stack_members and isinstance(net, Ensemble) and net.shares_architecture():
+        net = StackedEnsemble(net)
     if options.fold_bn:
         net = fold_batchnorm(net)
     if options.fuse_normalization:
@@ -355,8 +361,13 @@ def unaligned_widths(arch: dict[str, Any], multiple: int = HARDWARE_MULTIPLE) ->
     Tensor cores work on channel tiles of 8 (bf16/fp16); odd widths such as 14, 25, 51 fall back
     to slow kernels or pad. Returns 'where=width' strings, empty when every width is aligned.
     """
-    w = arch["widths"]
-    named = [("stem", w["stem"])]
-    named += [(f"layer{s + 1}", c) for s, c in enumerate(w["stages"])]
-    named += [(f"layer{s + 1}.{b}.conv1", c) for s, blocks in enumerate(w["inner"]) for b, c in enumerate(blocks)]
-    return [f"{where}={c}" for where, c in named if c % multiple]
+    members = member_archs(arch)
+    found = []
+    for i, member in enumerate(members):
+        w = member["widths"]
+        named = [("stem", w["stem"])]
+        named += [(f"layer{s + 1}", c) for s, c in enumerate(w["stages"])]
+        named += [(f"layer{s + 1}.{b}.conv1", c) for s, blocks in enumerate(w["inner"]) for b, c in enumerate(blocks)]
+        prefix = f"members.{i}." if len(members) > 1 or member is not arch else ""
+        found += [f"{prefix}{where}={c}" for where, c in named if c % multiple]
+    return found

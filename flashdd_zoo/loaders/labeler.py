@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..models.ensemble import set_member_weights, weights_for_epoch
 from .fast import FastOptions, FastRunner, describe_options
 
 
@@ -116,14 +117,32 @@ class Labeler(nn.Module):
     def soft_labels(
         self, images: torch.Tensor, temperature: float | None = None, epoch: int | None = None
     ) -> torch.Tensor:
-        """softmax(logits / T) in float32. `epoch` selects ensemble weights; single nets ignore it."""
+        """softmax(logits / T) in float32. `epoch` selects an ensemble's member weights from its
+        schedule (see set_epoch); single nets ignore it."""
         t = self.default_temperature if temperature is None else float(temperature)
         if t <= 0:
             raise InputError(f"temperature must be positive, got {t}.")
+        if epoch is not None:
+            self.set_epoch(epoch)
         x = self.check_images(images)
         if self.session is not None:
             return F.softmax(self._run_onnx(x) / t, dim=1).to(images.device)
         return self.runner.soft_labels(x, t).to(images.device)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the member weights an ensemble's schedule gives for training epoch `epoch` (for
+        this call and later ones, logits included). A no-op for single networks."""
+        arch = self.config["architecture"]
+        if arch["name"] != "ensemble":
+            return
+        weights = weights_for_epoch(arch, int(epoch))
+        if self.session is not None:
+            if weights != arch["weights"]:
+                raise InputError(f"the onnx backend runs {self.config['name']}'s default member weights "
+                                 f"{arch['weights']}, but its schedule asks for {weights} at epoch {epoch}. "
+                                 "Load it with backend='torch' to follow the schedule.")
+            return
+        set_member_weights(self.net, weights)
 
     def static_input(self, batch_size: int) -> torch.Tensor | None:
         """The CUDA graph's input buffer for soft labels of `batch_size` images, once captured.

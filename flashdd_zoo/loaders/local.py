@@ -36,6 +36,7 @@ def load_local_labeler(
     cuda_graphs: bool | None = None,
     compile: bool | str | None = None,
     graph_cache_size: int | None = None,
+    stack_members: bool | None = None,
 ) -> Labeler:
     """Load the labeler folder `folder` (manifest verified first) on `device`.
 
@@ -44,18 +45,20 @@ def load_local_labeler(
     CPU: float32, channels_last, folded BatchNorm). Each option can also be set on its own;
     given values override what `fast` picks. `fuse_normalization=True` makes the labeler take raw
     [0, 1] images instead (the normalisation is folded exactly into the first convolution).
+    `stack_members=True` runs an ensemble whose members share one architecture as one network of
+    grouped convolutions (all members in one pass; `fast` turns it on).
     Numerical tolerances are stated in flashdd_zoo.loaders.fast. The onnx backend takes none of
     these options.
     """
     folder = Path(folder)
     explicit = dict(dtype=dtype, channels_last=channels_last, fold_bn=fold_bn,
                     fuse_normalization=fuse_normalization, cuda_graphs=cuda_graphs, compile=compile,
-                    graph_cache_size=graph_cache_size)
+                    graph_cache_size=graph_cache_size, stack_members=stack_members)
     if backend not in BACKENDS:
         raise ArtifactError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
     if backend == "onnx" and (fast or any(v is not None for v in explicit.values())):
         raise ArtifactError("fast-path options (fast, dtype, channels_last, fold_bn, fuse_normalization, "
-                            "cuda_graphs, compile) apply to backend='torch' only; drop them for 'onnx'.")
+                            "cuda_graphs, compile, stack_members) apply to backend='torch' only; drop them for 'onnx'.")
     if not folder.is_dir():
         raise ArtifactError(f"no labeler folder at {folder}.")
     config = read_config(folder)
@@ -84,7 +87,7 @@ def labeler_from_module(
     net: nn.Module, *, resolution: int, mean: tuple[float, ...], std: tuple[float, ...],
     name: str = "in-memory", device: str | torch.device = "cpu", fast: bool = False, **options: Any,
 ) -> Labeler:
-    """A Labeler around an in-memory ResNet (e.g. a freshly pruned one) without a folder.
+    """A Labeler around an in-memory ResNet or Ensemble (e.g. a freshly pruned one) without a folder.
 
     Class names are placeholders; use it to run or benchmark a network before it is exported.
     The caller's module is left untouched (the labeler runs a copy).
@@ -94,7 +97,8 @@ def labeler_from_module(
     net = copy.deepcopy(net)
     arch = net.arch
     config = make_config(
-        name=name, kind="pruned", architecture=arch, class_names=[f"class_{i}" for i in range(arch["num_classes"])],
+        name=name, kind="ensemble" if arch["name"] == "ensemble" else "pruned", architecture=arch,
+        class_names=[f"class_{i}" for i in range(arch["num_classes"])],
         resolution=resolution, mean=mean, std=std, metrics={"params": count_params(net)},
     )
     return torch_labeler(net, config, None, device, fast=fast, **options)

@@ -138,10 +138,6 @@ def arch_of(model: nn.Module, num_classes: int | None = None) -> dict[str, Any]:
     )
 
 
-def build_model(arch: dict[str, Any]) -> ResNet:
-    return ResNet(arch)
-
-
 def load_torchvision_resnet18(path: str, num_classes: int = 1000) -> ResNet:
     """Load torchvision's ResNet-18 ImageNet weights (a local .pth state dict) into our ResNet.
 

@@ -20,7 +20,8 @@ from torch import nn
 from ..cards.measure import count_params, gflops_per_image
 from ..data.images import ImageSet
 from ..data.registry import Dataset
-from ..models import arch_of
+from ..errors import FlashDDError
+from ..models import ResNet, arch_of
 from .checkpoints import is_checkpoint, load_checkpoint, read_checkpoint_meta, save_checkpoint
 from .runtime import pick_device, prepare_model, progress, top1_accuracy
 from .teacher_training import TeacherRecipe, fit
@@ -106,6 +107,10 @@ def prune_chain(
     """Prune step by step, fine-tuning after each step, saving every member as a checkpoint
     (architecture widths + safetensors) in out_dir/step-XX. Stops after the first member whose
     top-1 is at or below `stop_below` (tau(D_S)). Finished members are reused on a rerun."""
+    if not isinstance(teacher, ResNet):
+        raise FlashDDError(f"the pruning chain starts from one ResNet teacher, got {type(teacher).__name__}; "
+                           "give an ensemble's strongest member as --teacher (an ensemble can still label "
+                           "students through `flashdd-zoo evaluate --labeler`).")
     out_dir, dev = Path(out_dir), pick_device(device)
     mean, std = dataset.spec.mean, dataset.spec.std
     ratios = channel_ratios(cfg.param_fractions)

@@ -105,7 +105,7 @@ def train_teacher(
     labeler = export_labeler(
         model, out_dir / "teacher", name=f"resnet18-{dataset.name.replace(':', '-')}-teacher",
         kind="teacher", class_names=dataset.class_names, resolution=dataset.resolution,
-        mean=mean, std=std, sample_images=val.images[:: max(1, len(val) // 32)][:32],
+        mean=mean, std=std, sample_images=val.spread(32),
         lineage={"dataset": dataset.name, "val_split": dataset.val_split(), "teacher": "trained by flashdd-zoo",
                  "recipe": dataclasses.asdict(recipe)},
         metrics={"teacher_top1": top1, "full_teacher_top1": top1, "train_seconds": seconds,
