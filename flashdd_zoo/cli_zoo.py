@@ -80,7 +80,7 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
     """Distil a dataset into IPC images per class with RDED, written as an ImageFolder tree."""
     from .data import resolve_dataset
     from .zoo.distill import RDEDConfig, distill_rded
-    from .zoo.runtime import init_distributed
+    from .zoo.runtime import init_distributed, is_main_process
     from .zoo.teachers import load_teacher
 
     init_distributed()
@@ -88,7 +88,8 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
     observer = load_teacher(teacher, dataset.num_classes)
     cfg = RDEDConfig(ipc=ipc, mipc=mipc, num_crop=num_crop, factor=factor, seed=seed)
     data, path = distill_rded(dataset, observer.model, out_dir, cfg, observer.source, device, image_format=image_format)
-    console.print(f"distilled {len(data)} images ({ipc} per class) -> {path}")
+    if is_main_process():
+        console.print(f"distilled {len(data)} images ({ipc} per class) -> {path}")
 
 
 @click.command("evaluate")

@@ -64,19 +64,20 @@ class FastOptions:
     graph_cache_size: int = 4  # input shapes kept as captured CUDA graphs (least recently used out)
 
 
-def resolve_options(device: str | torch.device, fast: bool = False, **explicit: Any) -> FastOptions:
+def resolve_options(device: str | torch.device, fast: bool = False, ensemble: bool = False,
+                    **explicit: Any) -> FastOptions:
     """Options for `device`: `fast=True` picks the defaults that suit it; explicit values win.
 
     fast on CUDA: bf16, channels_last, folded BatchNorm, CUDA graphs. fast on CPU: float32,
     channels_last, folded BatchNorm (bf16 convolutions are slower than float32 on most CPUs).
-    Both stack the members of an ensemble into one network.
+    Both stack the members of an ensemble (`ensemble=True`) into one network.
     `explicit` holds FastOptions fields; a None value means "not given".
     """
     cuda = torch.device(device).type == "cuda"
     base = FastOptions()
     if fast:
         base = FastOptions(dtype=torch.bfloat16 if cuda else torch.float32, channels_last=True,
-                           fold_bn=True, cuda_graphs=cuda, stack_members=True)
+                           fold_bn=True, cuda_graphs=cuda, stack_members=ensemble)
     given = {k: v for k, v in explicit.items() if v is not None}
     unknown = set(given) - set(FastOptions.__dataclass_fields__)
     if unknown:

@@ -73,7 +73,7 @@ def torch_labeler(net: nn.Module, config: dict[str, Any], folder: Path | None,
                   device: str | torch.device, resize: bool = False, fast: bool = False,
                   **explicit: Any) -> Labeler:
     """Wrap a float32 network (ResNet built from `config`) as a Labeler with the chosen options."""
-    options = resolve_options(device, fast=fast, **explicit)
+    options = resolve_options(device, fast=fast, ensemble=config["architecture"]["name"] == "ensemble", **explicit)
     if options.dtype != torch.float32 and torch.device(device).type == "cuda":
         odd = unaligned_widths(config["architecture"])
         if odd:

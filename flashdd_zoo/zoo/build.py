@@ -183,7 +183,8 @@ def _student_stage(ctx: BuildContext, labeler_path: str, d_s: dict, name: str) -
                             *(["--val-per-class", str(cfg.val_per_class)] if cfg.val_per_class else [])])
             doc = json.loads(report.read_text())
             return {"top1_mean": doc["top1_mean"], "top1_std": doc["top1_std"],
-                    "top1s": [r["top1"] for r in doc["runs"]], "seconds": [r["seconds"] for r in doc["runs"]]}
+                    "top1s": [r["top1"] for r in doc["runs"]], "seconds": [r["seconds"] for r in doc["runs"]],
+                    "label_seconds": [r["label_seconds"] for r in doc["runs"]]}
         data = ctx.distilled(d_s)
         label_fn = load_teacher(labeler_path, ds.num_classes).model.to(pick_device(cfg.device)).eval()
         result = evaluate(data, label_fn, ds, ctx.val, cfg.protocol, cfg.seeds, cfg.device)
@@ -279,7 +280,9 @@ def _source_sha(path: Path) -> str:
 
 
 def _torchrun(cfg: BuildConfig, args: list[str]) -> None:
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={cfg.nproc}", "-m", "flashdd_zoo", *args]
+    # --standalone: a free rendezvous port, so builds (or tests) running side by side on one node don't collide
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.nproc}",
+           "-m", "flashdd_zoo", *args]
     if cfg.data_root:
         cmd += ["--data-root", str(cfg.data_root)]
     subprocess.run(cmd, check=True)

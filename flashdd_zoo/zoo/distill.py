@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -98,7 +99,7 @@ def distill_rded(
     show_progress: bool = True,
 ) -> tuple[ImageSet, Path]:
     """Distil every class with RDED and write D_S; under torchrun each rank takes every
-    world-th class and rank 0 writes the description."""
+    world-th class, rank 0 gathers them and writes D_S (other ranks return their own part)."""
     dev = pick_device(device)
     observer = observer.eval().to(dev)
     rank, size = world()
@@ -113,7 +114,17 @@ def distill_rded(
             outs.append(rded_class(observer, real.to(dev), c, cfg, dataset, g).cpu())
             labels += [c] * len(outs[-1])
             bar.update(task, advance=1)
-    data = ImageSet(torch.cat(outs), torch.tensor(labels), list(dataset.class_names))
+    res = dataset.resolution
+    images = torch.cat(outs) if outs else torch.empty(0, 3, res, res, dtype=torch.uint8)  # more ranks than classes
+    data = ImageSet(images, torch.tensor(labels, dtype=torch.int64), list(dataset.class_names))
+    if size > 1:  # rank 0 gathers every rank's classes and writes the whole D_S
+        parts = [None] * size if rank == 0 else None
+        dist.gather_object((data.images, data.labels), parts, dst=0)
+        if rank != 0:
+            return data, Path(out_dir)
+        labels_all = torch.cat([p[1] for p in parts])
+        order = labels_all.argsort(stable=True)
+        data = ImageSet(torch.cat([p[0] for p in parts])[order], labels_all[order], list(dataset.class_names))
     description = {"method": "rded", "dataset": dataset.name, "ipc": cfg.ipc, "resolution": dataset.resolution,
                    **{k: v for k, v in asdict(cfg).items() if k != "ipc"},
                    "factor": cfg.crops_per_side(dataset.resolution), "observer": observer_name,
