@@ -176,3 +176,15 @@ def test_bad_ensembles_are_refused_with_a_reason(trajectory, small_net, cifar10,
                           "cifar10", "--out", str(tmp_path / "x"), "--weights", "1,2,3"], capture_output=True, text=True,
                          env={**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
     assert res.returncode != 0 and "one per member" in res.stderr and not (tmp_path / "x").exists()
+
+
+def test_bench_measures_an_ensemble_against_the_full_teacher(ensemble_dir, tmp_path):
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "bench", str(ensemble_dir), "--device", "cpu", "--batch", "4",
+                          "--warmup", "1", "--repeats", "2", "--rep-seconds", "0", "--json", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(out.read_text())
+    names = [t["name"] for t in report["targets"]]
+    assert "labeler-fast-float32+channels_last+fold_bn+stack_members" in names
+    assert report["teacher"]["name"] == "resnet18-full" and len(report["labeler"]["widths"]) == 3
+    assert all(t["images_per_second"] > 0 for t in report["targets"])

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..models import member_archs
 from ..loaders.fast import as_dtype, describe_options, resolve_options, unaligned_widths
 from ..results import device_name
 from .measure import Measurement, make_inputs, measure, read_ceiling
@@ -44,7 +45,7 @@ class Target:
 def run_bench(subject: Subject, spec: BenchSpec, log: Callable[[str], None] = lambda s: None) -> dict:
     """Measure teacher, labeler (eager and fast, optionally onnxruntime) and the read ceiling."""
     dev, res = spec.device, subject.resolution
-    options = resolve_options(dev, fast=True, **spec.fast_options)
+    options = resolve_options(dev, fast=True, ensemble=subject.arch["name"] == "ensemble", **spec.fast_options)
     normalised = make_inputs(spec.batch, res, dev, torch.float32, raw=False)
     fast_inputs = make_inputs(spec.batch, res, dev, as_dtype(spec.input_dtype), raw=options.fuse_normalization)
     plan: list[Target] = []
@@ -102,7 +103,7 @@ def _report(subject: Subject, teacher: Subject | None, spec: BenchSpec, options,
         "fast_path": describe_options(options),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
-        "labeler": {"name": subject.name, "params": subject.params, "widths": subject.arch["widths"],
+        "labeler": {"name": subject.name, "params": subject.params, "widths": [a["widths"] for a in member_archs(subject.arch)],
                     "unaligned_widths": unaligned_widths(subject.arch),
                     "folder": str(subject.folder) if subject.folder else None},
         "teacher": {"name": teacher.name, "params": teacher.params, "weights": "random (speed only)"}

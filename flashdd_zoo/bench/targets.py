@@ -22,7 +22,7 @@ from ..exporters.manifest import verify_manifest
 from ..labeler_config import REQUIRED_FILES, read_config
 from ..loaders.labeler import Labeler
 from ..loaders.local import labeler_from_module, load_local_labeler, ort_providers, ort_uses_gpu
-from ..models import build_model, resnet18_arch, validate_arch
+from ..models import build_model, member_archs, resnet18_arch, validate_arch
 
 Builder = Callable[[], Callable[[torch.Tensor], torch.Tensor]]
 
@@ -116,7 +116,7 @@ def onnx_skip_reason(device: torch.device) -> str | None:
 
 def teacher_subject(subject: Subject) -> Subject:
     """The full-width ResNet-18 with the labeler's stem, classes and input (random weights)."""
-    arch = resnet18_arch(subject.arch["num_classes"], subject.arch["stem"])
+    arch = resnet18_arch(subject.arch["num_classes"], member_archs(subject.arch)[0]["stem"])
     teacher = Subject("resnet18-full", arch, subject.resolution, subject.mean, subject.std)
     teacher.params = count_params(teacher.network())
     return teacher
