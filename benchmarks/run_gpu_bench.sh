@@ -9,7 +9,8 @@
 # "targets" writes the four result files the issue names (bench-ipc10-capacity, bench-ipc1-capacity,
 # bench-ceiling, fast-path-tolerance) into $OUT/results/, plus $OUT/log.txt.
 # "variants" runs the fast path's other settings (torch.compile, bf16 input, raw input, no CUDA
-# graphs) and writes their full reports to $OUT/variants/ without recording result files.
+# graphs) and a 3-member ensemble with and without member stacking, and writes their full reports
+# to $OUT/variants/ without recording result files.
 # Labelers: ResNet-18s at the target sizes with widths that are multiples of 8 and random weights
 # (speed does not depend on weight values): 16,32,48,96 (516k params ~ IPC 10 capacity) and
 # 8,8,8,16 (34k ~ IPC 1), 1,000 classes, 224x224. The teacher is a full ResNet-18, float32 eager.
@@ -47,6 +48,9 @@ elif [ "$STAGE" = variants ]; then
     bench --stage-widths $IPC10 --batch 100 --against none --no-cuda-graphs --json "$OUT/variants/ipc10-no-graphs.json"
     bench --stage-widths $IPC10 --batch 100 --against none --compile default --input-dtype bfloat16 \
         --json "$OUT/variants/ipc10-compile-bf16-input.json"
+    bench --stage-widths $IPC10 --members 3 --batch 100 --json "$OUT/variants/ipc10-ensemble3-stacked.json"
+    bench --stage-widths $IPC10 --members 3 --batch 100 --against none --no-stack-members \
+        --json "$OUT/variants/ipc10-ensemble3-one-by-one.json"
 else
     echo "usage: bash benchmarks/run_gpu_bench.sh [targets|variants]" >&2
     exit 2

@@ -40,6 +40,8 @@ def _device(name: str):
 @click.option("--stem-width", type=int, default=None, help="Stem width with --stage-widths (default W1).")
 @click.option("--widths-scale", type=float, default=None,
               help="Without LABELER: ResNet-18 with widths scaled uniformly (multiples of 8).")
+@click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Without LABELER: an ensemble of this many ResNet-18s of the given widths.")
 @click.option("--classes", type=int, default=1000, show_default=True, help="Classes without LABELER.")
 @click.option("--res", type=int, default=None, help="Input resolution (default: the labeler's, else 224).")
 @click.option("--batch", type=int, default=100, show_default=True, help="Images per batch.")
@@ -53,6 +55,8 @@ def _device(name: str):
 @click.option("--channels-last/--no-channels-last", default=None, help="Fast path: channels_last (default on).")
 @click.option("--compile", "compile_mode", default=None, metavar="MODE",
               help="Fast path: torch.compile with this mode ('default', 'max-autotune-no-cudagraphs').")
+@click.option("--stack-members/--no-stack-members", default=None,
+              help="Fast path of an ensemble: members of one architecture as one grouped network (default on).")
 @click.option("--raw-input", is_flag=True, help="Fast path takes raw [0,1] images (normalisation folded in).")
 @click.option("--input-dtype", type=click.Choice(list(INPUT_DTYPES)), default="float32", show_default=True,
               help="dtype of the batches the fast path is fed (the eager targets always get float32).")
@@ -71,8 +75,8 @@ def _device(name: str):
 @click.option("--update-card", is_flag=True,
               help="Write the measured throughput and speed-up into LABELER's config.json, card and manifest.")
 @friendly_errors
-def bench(labeler, stage_widths, stem_width, widths_scale, classes, res, batch, against, backends,
-          device_name, dtype, cuda_graphs, channels_last, compile_mode, raw_input, input_dtype, repeats,
+def bench(labeler, stage_widths, stem_width, widths_scale, members, classes, res, batch, against, backends,
+          device_name, dtype, cuda_graphs, channels_last, compile_mode, stack_members, raw_input, input_dtype, repeats,
           warmup, rep_seconds, cudnn_benchmark, ceiling, json_out, record, results_dir, update_card) -> None:
     """Measure LABELER (a labeler folder) against the full ResNet-18 teacher in one process.
 
@@ -88,8 +92,8 @@ def bench(labeler, stage_widths, stem_width, widths_scale, classes, res, batch, 
 
     dev = _device(device_name)
     torch.backends.cudnn.benchmark = cudnn_benchmark
-    if labeler is not None and (stage_widths or widths_scale):
-        raise click.UsageError("give a LABELER folder or --stage-widths/--widths-scale, not both.")
+    if labeler is not None and (stage_widths or widths_scale or members != 1):
+        raise click.UsageError("give a LABELER folder or --stage-widths/--widths-scale (and --members), not both.")
     if update_card and labeler is None:
         raise click.UsageError("--update-card needs a LABELER folder.")
     if labeler is not None:
@@ -97,13 +101,14 @@ def bench(labeler, stage_widths, stem_width, widths_scale, classes, res, batch, 
         if res is not None and res != subject.resolution:
             raise click.UsageError(f"{labeler} takes {subject.resolution}x{subject.resolution} images; drop --res.")
     else:
-        subject = subject_from_widths(_ints(stage_widths), widths_scale, classes, res or 224, stem_width=stem_width)
+        subject = subject_from_widths(_ints(stage_widths), widths_scale, classes, res or 224, stem_width=stem_width,
+                                      members=members)
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
     if not chosen or set(chosen) - {"torch", "onnx"}:
         raise click.UsageError(f"--backends takes a comma list of torch, onnx; got {backends!r}.")
     options = {"dtype": dtype, "cuda_graphs": cuda_graphs, "channels_last": channels_last,
                "fuse_normalization": True if raw_input else None,
-               "compile": (True if compile_mode == "default" else compile_mode)}
+               "compile": (True if compile_mode == "default" else compile_mode), "stack_members": stack_members}
     spec = BenchSpec(device=dev, batch=batch, against=None if against == "none" else against,
                      backends=tuple(chosen), fast_options={k: v for k, v in options.items() if v is not None},
                      input_dtype=INPUT_DTYPES[input_dtype], warmup=warmup, repeats=repeats,

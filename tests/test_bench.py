@@ -63,6 +63,20 @@ def test_bench_widths_without_folder_and_read_ceiling(tmp_path):
         fast["images_per_second"] / report["read_ceiling"]["images_per_second"])
 
 
+@pytest.mark.parametrize("stacking", ["--stack-members", "--no-stack-members"])
+def test_bench_random_ensemble_with_and_without_stacking(tmp_path, stacking):
+    out = tmp_path / "r.json"
+    _bench("--stage-widths", "8,8,8,16", "--members", "3", "--classes", "10", "--res", "32", *TINY,
+           "--against", "none", stacking, "--json", str(out))
+    report = json.loads(out.read_text())
+    single = resnet18_arch(10, "cifar")
+    single["widths"] = {"stem": 8, "stages": [8, 8, 8, 16], "inner": [[8, 8], [8, 8], [8, 8], [16, 16]]}
+    assert report["labeler"]["params"] == 3 * count_params(build_model(single))
+    assert report["labeler"]["name"].startswith("ensemble3-")
+    fast = next(t for t in report["targets"] if t["key"] == "labeler")
+    assert fast["name"].endswith("+stack_members") == (stacking == "--stack-members")
+
+
 def test_bench_usage_errors(exported):
     res = _bench(str(exported), "--stage-widths", "8,8,8,8", *TINY, check=False)
     assert res.returncode != 0 and "not both" in res.stderr and "Traceback" not in res.stderr

@@ -22,7 +22,7 @@ from ..exporters.manifest import verify_manifest
 from ..labeler_config import REQUIRED_FILES, read_config
 from ..loaders.labeler import Labeler
 from ..loaders.local import labeler_from_module, load_local_labeler, ort_providers, ort_uses_gpu
-from ..models import build_model, member_archs, resnet18_arch, validate_arch
+from ..models import build_model, ensemble_arch, member_archs, resnet18_arch, validate_arch
 
 Builder = Callable[[], Callable[[torch.Tensor], torch.Tensor]]
 
@@ -60,8 +60,9 @@ def subject_from_folder(folder: Path) -> Subject:
 
 
 def subject_from_widths(stage_widths: list[int] | None, scale: float | None, classes: int, res: int,
-                        stem: str | None = None, stem_width: int | None = None) -> Subject:
-    """A ResNet-18 with explicit stage widths (inner widths equal) or a uniform width scale."""
+                        stem: str | None = None, stem_width: int | None = None, members: int = 1) -> Subject:
+    """A ResNet-18 with explicit stage widths (inner widths equal) or a uniform width scale; with
+    members > 1, an ensemble of that many such ResNets."""
     stem = stem or ("cifar" if res <= 64 else "imagenet")
     if (stage_widths is None) == (scale is None):
         raise ArtifactError("give exactly one of a labeler folder, --stage-widths or --widths-scale.")
@@ -74,6 +75,8 @@ def subject_from_widths(stage_widths: list[int] | None, scale: float | None, cla
     arch = validate_arch(arch)
     w = arch["widths"]
     name = f"resnet18-stem{w['stem']}-stages{'-'.join(map(str, w['stages']))}-{classes}c"
+    if members > 1:
+        arch, name = ensemble_arch([arch] * members), f"ensemble{members}-{name}"
     subject = Subject(name, arch, res, IMAGENET_MEAN, IMAGENET_STD)
     subject.params = count_params(subject.network())
     return subject
