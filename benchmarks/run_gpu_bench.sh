@@ -17,6 +17,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${1:-targets}
+if [ "$STAGE" = all ]; then  # both, where no per-command time limit applies
+    bash benchmarks/run_gpu_bench.sh targets && bash benchmarks/run_gpu_bench.sh variants
+    exit 0
+fi
 OUT=${OUT:-/tmp/flashdd-bench-out}
 mkdir -p "$OUT/results" "$OUT/variants"
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
@@ -52,7 +56,7 @@ elif [ "$STAGE" = variants ]; then
     bench --stage-widths $IPC10 --members 3 --batch 100 --against none --no-stack-members \
         --json "$OUT/variants/ipc10-ensemble3-one-by-one.json"
 else
-    echo "usage: bash benchmarks/run_gpu_bench.sh [targets|variants]" >&2
+    echo "usage: bash benchmarks/run_gpu_bench.sh [targets|variants|all]" >&2
     exit 2
 fi
 echo "done: $(ls "$OUT"/results "$OUT"/variants)"

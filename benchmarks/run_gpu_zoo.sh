@@ -9,14 +9,23 @@
 #            imagenette-teacher, imagenette-ipc10 with carry=[".devdata/imagenette-128", ".whl"]
 #   here:    cp <files_at>/results/*.json benchmarks/results/ && python benchmarks/render_results.py
 #
+# On a GPU machine without the 10-minute limit, one command runs every stage in order (CIFAR-10
+# and Imagenette-128 both under .devdata/, or FLASHDD_DATA_ROOT pointing at them):
+#            bash benchmarks/run_gpu_zoo.sh all
+#
 # Every stage records its result files with the exact command (flashdd_zoo/results.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STAGE=${1:?usage: bash benchmarks/run_gpu_zoo.sh cifar-teacher|cifar-ipc10|eval-speed|cifar-ipc50|imagenette-teacher|imagenette-ipc10}
+STAGES="cifar-teacher cifar-ipc10 eval-speed cifar-ipc50 imagenette-teacher imagenette-ipc10"
+STAGE=${1:?usage: bash benchmarks/run_gpu_zoo.sh all|${STAGES// /|}}
+if [ "$STAGE" = all ]; then
+    for stage in $STAGES; do bash benchmarks/run_gpu_zoo.sh "$stage"; done
+    exit 0
+fi
 OUT=${OUT:-/tmp/flashdd-zoo-out}
 mkdir -p "$OUT/results"
 touch "$OUT/.stage-start"
-export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 FLASHDD_DATA_ROOT=.devdata
+export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 FLASHDD_DATA_ROOT=${FLASHDD_DATA_ROOT:-.devdata}
 if ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site:$PYTHONPATH

@@ -63,8 +63,8 @@ def info(path: Path, as_json: bool) -> None:
               help="Dataset the teacher was trained on (registry name or folder:PATH).")
 @data_root_option
 @click.option("--name", default=None, help="Labeler name (default: the output folder's name).")
-@click.option("--kind", default="teacher", show_default=True,
-              type=click.Choice(["teacher", "pruned"]), help="What the network is.")
+@click.option("--kind", default=None, type=click.Choice(["teacher", "pruned", "ensemble"]),
+              help="What the network is (default: ensemble for an ensemble, else teacher).")
 @click.option("--sample-images", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of real images for the ONNX check (default: the dataset's val split).")
 @click.option("--temperature", type=float, default=None, help="Default soft-label temperature.")
@@ -83,6 +83,7 @@ def export(source, out_dir, dataset_name, data_root, name, kind, sample_images, 
     dataset = resolve_dataset(dataset_name, data_root, need_files=sample_images is None)
     teacher = load_teacher(source, dataset.num_classes)
     samples = draw_samples(dataset, folder=sample_images)
+    kind = kind or ("ensemble" if teacher.model.arch["name"] == "ensemble" else "teacher")
     out = export_labeler(
         teacher.model, out_dir, name=name or out_dir.name, kind=kind,
         class_names=dataset.class_names, resolution=dataset.resolution,

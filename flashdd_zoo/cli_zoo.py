@@ -80,16 +80,17 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
     """Distil a dataset into IPC images per class with RDED, written as an ImageFolder tree."""
     from .data import resolve_dataset
     from .zoo.distill import RDEDConfig, distill_rded
+    from .zoo.distilled import read_description
     from .zoo.runtime import init_distributed, is_main_process
     from .zoo.teachers import load_teacher
 
-    init_distributed()
+    init_distributed(device)
     dataset = resolve_dataset(dataset_name, data_root)
     observer = load_teacher(teacher, dataset.num_classes)
     cfg = RDEDConfig(ipc=ipc, mipc=mipc, num_crop=num_crop, factor=factor, seed=seed)
-    data, path = distill_rded(dataset, observer.model, out_dir, cfg, observer.source, device, image_format=image_format)
-    if is_main_process():
-        console.print(f"distilled {len(data)} images ({ipc} per class) -> {path}")
+    _, path = distill_rded(dataset, observer.model, out_dir, cfg, observer.source, device, image_format=image_format)
+    if is_main_process():  # under torchrun each rank holds its own classes; the description counts all
+        console.print(f"distilled {read_description(path)['images']} images ({ipc} per class) -> {path}")
 
 
 @click.command("evaluate")
@@ -129,7 +130,7 @@ def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, bat
     from .zoo.runtime import init_distributed, is_main_process
     from .zoo.teachers import load_teacher
 
-    init_distributed()
+    init_distributed(device)
     dataset = resolve_dataset(dataset_name, data_root)
     d_s = load_distilled(distilled, dataset)
     val = load_split(dataset, dataset.val_split(), max_per_class=val_per_class)
@@ -189,6 +190,12 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
               help="Teacher parameter fractions the pruning chain steps aim at, e.g. 0.5,0.25,0.1.")
 @click.option("--window", type=int, default=None, help="Early-window epochs for Dis(theta).")
 @click.option("--gamma", type=float, default=None, help="Weight of accuracy in Dis + gamma * Acc.")
+@click.option("--mipc", type=int, default=None, help="RDED: real images pre-selected per class.")
+@click.option("--finetune-per-class", type=int, default=None,
+              help="Real training images per class held in memory for the pruning fine-tunes (default: the "
+                   "preset's; all for small sets, 100 for ImageNet-scale ones).")
+@click.option("--val-per-class", type=int, default=None,
+              help="Real validation images per class for every top-1 (default: the preset's).")
 @click.option("--verify-candidates", is_flag=True, help="Run the full downstream evaluation of every candidate.")
 @click.option("--nproc", default=1, show_default=True,
               help="GPUs for evaluations and distillation (runs them under torchrun).")
@@ -198,7 +205,8 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
               help="Also write benchmarks/results/NAME.json with the build's tau(D_S) (top1_mean, top1_std, seeds).")
 @friendly_errors
 def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled, epochs, seeds, teacher_epochs,
-              finetune_epochs, param_fractions, window, gamma, verify_candidates, nproc, device, record, record_tau):
+              finetune_epochs, param_fractions, window, gamma, mipc, finetune_per_class, val_per_class,
+              verify_candidates, nproc, device, record, record_tau):
     """Build a capacity-matched pruned labeler (Flash-DD Algorithm 1) end to end.
 
     Teacher (given or trained) -> D_S (given or RDED) -> tau(D_S) -> pruning chain with
@@ -221,6 +229,7 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
         verify_candidates=verify_candidates or None, nproc=nproc, device=device,
         protocol_epochs=epochs, teacher_epochs=teacher_epochs, prune_finetune_epochs=finetune_epochs,
         prune_param_fractions=_floats(param_fractions), selection_window=window, selection_gamma=gamma,
+        rded_mipc=mipc, finetune_per_class=finetune_per_class, val_per_class=val_per_class,
     )
     report = build(cfg)
     _print_build_summary(report)

@@ -39,6 +39,9 @@ def make_config(
 
     if kind not in KINDS:
         raise ArtifactError(f"unknown labeler kind {kind!r}; expected one of {KINDS}.")
+    if (kind == "ensemble") != (architecture.get("name") == "ensemble"):
+        raise ArtifactError(f"kind {kind!r} does not fit a {architecture.get('name')!r} network: "
+                            "ensembles (and only they) have kind 'ensemble'.")
     if len(class_names) != architecture["num_classes"]:
         raise ArtifactError(
             f"{len(class_names)} class names for a {architecture['num_classes']}-class network."

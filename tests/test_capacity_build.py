@@ -120,9 +120,15 @@ def test_smoke_build_end_to_end_and_resume(tmp_path):
     if labeler.config["kind"] == "pruned":
         assert labeler.num_params < report["teacher"]["params"]
 
-    # an unchanged rerun redoes nothing; a changed Dis window redoes only the Dis stages
-    env = dict(os.environ)
-    rerun = subprocess.run(cmd + ["--window", "4"], capture_output=True, text=True, env=env)
+    # a changed Dis window redoes the Dis stages, and nothing else but the student evaluation of a
+    # member the new Dis values select for the first time
+    evaluated = {s for s in _stages(out) if s.startswith("student/")}
+    rerun = subprocess.run(cmd + ["--window", "4"], capture_output=True, text=True, env=dict(os.environ))
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     report = json.loads((out / "build-report.json").read_text())
-    assert report["stages"]["ran"] and all(s.startswith("dis/") for s in report["stages"]["ran"])
+    ran = set(report["stages"]["ran"])
+    dis = {s for s in ran if s.startswith("dis/")}
+    assert dis == {f"dis/step-{report['chain'][int(i)]['step']:02d}" for i in report["dis"]}
+    chosen = report["selection"]["chosen"]
+    student = f"student/step-{report['chain'][chosen]['step']:02d}" if chosen is not None else None
+    assert ran - dis == ({student} if student and student not in evaluated else set())

@@ -188,3 +188,17 @@ def test_bench_measures_an_ensemble_against_the_full_teacher(ensemble_dir, tmp_p
     assert "labeler-fast-float32+channels_last+fold_bn+stack_members" in names
     assert report["teacher"]["name"] == "resnet18-full" and len(report["labeler"]["widths"]) == 3
     assert all(t["images_per_second"] > 0 for t in report["targets"])
+
+
+def test_export_reexports_an_ensemble_folder(ensemble_dir, cifar10, images, tmp_path):
+    env = {**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)}
+    out = tmp_path / "again"
+    res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "export", str(ensemble_dir), "--out", str(out),
+                          "--dataset", "cifar10"], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    again = load_labeler(out)
+    assert again.config["kind"] == "ensemble"
+    assert torch.equal(again(images), load_labeler(ensemble_dir)(images))
+    res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "export", str(ensemble_dir), "--out", str(tmp_path / "bad"),
+                          "--dataset", "cifar10", "--kind", "teacher"], capture_output=True, text=True, env=env)
+    assert res.returncode != 0 and "kind 'ensemble'" in res.stderr and not (tmp_path / "bad").exists()

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
 from ..data.images import ImageSet, load_split
 from ..data.registry import Dataset, resolve_dataset
@@ -114,12 +113,15 @@ def _teacher_stage(ctx: BuildContext) -> dict:
 
     def adopt() -> dict:
         teacher = load_teacher(source, ds.num_classes)
+        if teacher.model.arch["name"] == "ensemble":
+            raise FlashDDError(f"--teacher {source} is an ensemble; the build prunes one ResNet teacher. Give its "
+                               "strongest member instead (the ensemble can label students via `flashdd-zoo evaluate`).")
         dev = pick_device(cfg.device)
         top1 = top1_accuracy(teacher.model.to(dev), ctx.val, ds.spec.mean, ds.spec.std, dev)
         folder = export_labeler(
             teacher.model, ctx.work / "teacher", name=f"resnet18-{_slug(ds.name)}-teacher", kind="teacher",
             class_names=ds.class_names, resolution=ds.resolution, mean=ds.spec.mean, std=ds.spec.std,
-            sample_images=_samples(ctx.val), lineage={"dataset": ds.name, "teacher": teacher.source},
+            sample_images=ctx.val.spread(32), lineage={"dataset": ds.name, "teacher": teacher.source},
             metrics={"teacher_top1": top1, "full_teacher_top1": top1})
         return _teacher_info(folder, top1, teacher.source)
     return ctx.stages.run("teacher", key, adopt, lambda r: Path(r["labeler_dir"]).is_dir())
@@ -147,18 +149,22 @@ def _distilled_stage(ctx: BuildContext, teacher: dict) -> dict:
                     "method": desc.get("method", "external")}
         return ctx.stages.run("distilled", {"path": str(path.resolve()), "sha256": distilled_sha256(path)}, adopt)
     out = ctx.work / "distilled"
-    key = {"teacher": teacher["sha256"], "rded": dataclasses.asdict(cfg.rded), "ipc": cfg.ipc}
+    # real images are drawn from the in-memory train set when the build holds all of it, else per
+    # class from disk (another random draw): the key says which
+    from_memory = cfg.nproc == 1 and cfg.finetune_per_class is None
+    key = {"teacher": teacher["sha256"], "rded": dataclasses.asdict(cfg.rded), "ipc": cfg.ipc, "from_memory": from_memory}
 
     def distil() -> dict:
         if cfg.nproc > 1:
+            factor = ["--factor", str(cfg.rded.factor)] if cfg.rded.factor else []
             _torchrun(cfg, ["distill", "--dataset", ds.name, "--teacher", teacher["labeler_dir"], "--ipc", str(cfg.ipc),
                             "--out", str(out), "--mipc", str(cfg.rded.mipc), "--num-crop", str(cfg.rded.num_crop),
-                            "--seed", str(cfg.rded.seed)])
+                            "--seed", str(cfg.rded.seed), *factor])
         else:
             observer = load_teacher(teacher["labeler_dir"], ds.num_classes).model
             rded = dataclasses.replace(cfg.rded, ipc=cfg.ipc)
-            in_memory = ctx.train_set() if cfg.finetune_per_class is None else None  # else per class from disk
-            distill_rded(ds, observer, out, rded, teacher["source"], cfg.device, train=in_memory)
+            distill_rded(ds, observer, out, rded, teacher["source"], cfg.device,
+                         train=ctx.train_set() if from_memory else None)
         return {"path": str(out), "sha256": distilled_sha256(out), "ipc": cfg.ipc, "method": "rded"}
     return ctx.stages.run("distilled", key, distil, lambda r: Path(r["path"]).is_dir())
 
@@ -250,7 +256,7 @@ def _export_stage(ctx: BuildContext, report: dict, chosen_path: str, chosen: dic
         metrics["label_speedup_device"] = device_name()
     return export_labeler(
         model, Path(ctx.cfg.out) / name, name=name, kind=kind, class_names=ds.class_names,
-        resolution=ds.resolution, mean=ds.spec.mean, std=ds.spec.std, sample_images=_samples(ctx.val),
+        resolution=ds.resolution, mean=ds.spec.mean, std=ds.spec.std, sample_images=ctx.val.spread(32),
         lineage={"dataset": ds.name, "ipc": report["ipc"], "val_split": ds.val_split(),
                  "distilled": f"{report['distilled']['method']} ({Path(report['distilled']['path']).name})",
                  "distilled_sha256": report["distilled"]["sha256"], "teacher": teacher["source"],
@@ -260,10 +266,6 @@ def _export_stage(ctx: BuildContext, report: dict, chosen_path: str, chosen: dic
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-def _samples(val: ImageSet) -> torch.Tensor:
-    return val.images[:: max(1, len(val) // 32)][:32]
-
 
 def _slug(name: str) -> str:
     return name.replace("folder:", "").replace("/", "-").strip("-")
@@ -285,4 +287,8 @@ def _torchrun(cfg: BuildConfig, args: list[str]) -> None:
            "-m", "flashdd_zoo", *args]
     if cfg.data_root:
         cmd += ["--data-root", str(cfg.data_root)]
-    subprocess.run(cmd, check=True)
+    if cfg.device:
+        cmd += ["--device", cfg.device]
+    if subprocess.run(cmd).returncode != 0:
+        raise FlashDDError(f"the torchrun stage `flashdd-zoo {args[0]}` failed on {cfg.nproc} processes (its error is "
+                           "printed above); fix it and rerun the build, which resumes at this stage.")

@@ -8,6 +8,8 @@ N^2 x IPC crops, and stitch N x N of them into every distilled image.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +22,8 @@ from torch import nn
 from ..data.images import ImageSet, load_split, normalize
 from ..data.registry import Dataset
 from .augment import random_resized_crop
-from .distilled import write_distilled
+from ..atomic import atomic_dir
+from .distilled import write_class_images, write_description, write_distilled
 from .runtime import autocast, generator, pick_device, progress, world
 
 
@@ -98,8 +101,9 @@ def distill_rded(
     image_format: str = "png",
     show_progress: bool = True,
 ) -> tuple[ImageSet, Path]:
-    """Distil every class with RDED and write D_S; under torchrun each rank takes every
-    world-th class, rank 0 gathers them and writes D_S (other ranks return their own part)."""
+    """Distil every class with RDED and write D_S. Under torchrun each rank takes every world-th
+    class and writes its class folders into one staging folder that rank 0 then completes and
+    swaps in; each rank returns the images of its own classes."""
     dev = pick_device(device)
     observer = observer.eval().to(dev)
     rank, size = world()
@@ -117,20 +121,33 @@ def distill_rded(
     res = dataset.resolution
     images = torch.cat(outs) if outs else torch.empty(0, 3, res, res, dtype=torch.uint8)  # more ranks than classes
     data = ImageSet(images, torch.tensor(labels, dtype=torch.int64), list(dataset.class_names))
-    if size > 1:  # rank 0 gathers every rank's classes and writes the whole D_S
-        parts = [None] * size if rank == 0 else None
-        dist.gather_object((data.images, data.labels), parts, dst=0)
-        if rank != 0:
-            return data, Path(out_dir)
-        labels_all = torch.cat([p[1] for p in parts])
-        order = labels_all.argsort(stable=True)
-        data = ImageSet(torch.cat([p[0] for p in parts])[order], labels_all[order], list(dataset.class_names))
     description = {"method": "rded", "dataset": dataset.name, "ipc": cfg.ipc, "resolution": dataset.resolution,
                    **{k: v for k, v in asdict(cfg).items() if k != "ipc"},
                    "factor": cfg.crops_per_side(dataset.resolution), "observer": observer_name,
                    "seconds": time.perf_counter() - t0}
-    path = write_distilled(Path(out_dir), data, description, image_format)
-    return data, path
+    if size == 1:
+        return data, write_distilled(Path(out_dir), data, description, image_format)
+    return data, _write_from_ranks(Path(out_dir), data, description, image_format, rank)
+
+
+def _write_from_ranks(out_dir: Path, data: ImageSet, description: dict, image_format: str, rank: int) -> Path:
+    """Every rank writes its classes into one staging folder (a filesystem all ranks share);
+    rank 0 adds distilled.json and swaps the complete set in atomically."""
+    staging = out_dir.with_name(f".{out_dir.name}.ranks")
+    if rank == 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    dist.barrier()
+    write_class_images(staging, data, image_format)
+    dist.barrier()
+    if rank == 0:
+        with atomic_dir(out_dir) as tmp:
+            for class_dir in staging.iterdir():
+                os.rename(class_dir, tmp / class_dir.name)
+            write_description(tmp, description)
+        staging.rmdir()
+    dist.barrier()
+    return out_dir
 
 
 def _class_images(dataset: Dataset, train: ImageSet | None, c: int, cfg: RDEDConfig) -> torch.Tensor:

@@ -98,17 +98,28 @@ def distilled_sha256(path: str | Path) -> str:
 def write_distilled(path: Path, data: ImageSet, description: dict, image_format: str = "png") -> Path:
     """Write D_S as RDED does (<00000>/class00000_id00000.<ext>), plus distilled.json."""
     with atomic_dir(path) as tmp:
-        ids: Counter = Counter()
-        for img, label in zip(data.images, data.labels.tolist()):
-            folder = tmp / class_folder_name(label)
-            folder.mkdir(exist_ok=True)
-            name = f"class{label:05d}_id{ids[label]:05d}.{image_format}"
-            pixels = np.ascontiguousarray(img.permute(1, 2, 0).cpu().numpy())
-            Image.fromarray(pixels).save(folder / name, **({"quality": 95} if image_format == "jpg" else {}))
-            ids[label] += 1
-        doc = {**description, "images": len(data), "sha256": distilled_sha256(tmp)}
-        (tmp / DESCRIPTION).write_text(json.dumps(doc, indent=2) + "\n")
+        write_class_images(tmp, data, image_format)
+        write_description(tmp, description)
     return path
+
+
+def write_class_images(folder: Path, data: ImageSet, image_format: str = "png") -> None:
+    """Images of each class in `data` into folder/<00000>/class00000_id00000.<ext>."""
+    ids: Counter = Counter()
+    for img, label in zip(data.images, data.labels.tolist()):
+        class_dir = folder / class_folder_name(label)
+        class_dir.mkdir(exist_ok=True)
+        name = f"class{label:05d}_id{ids[label]:05d}.{image_format}"
+        pixels = np.ascontiguousarray(img.permute(1, 2, 0).cpu().numpy())
+        Image.fromarray(pixels).save(class_dir / name, **({"quality": 95} if image_format == "jpg" else {}))
+        ids[label] += 1
+
+
+def write_description(folder: Path, description: dict) -> None:
+    """distilled.json: how D_S was made, its image count and content hash."""
+    images = sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    doc = {**description, "images": images, "sha256": distilled_sha256(folder)}
+    (folder / DESCRIPTION).write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def read_description(path: Path) -> dict:

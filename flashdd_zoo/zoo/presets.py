@@ -51,7 +51,7 @@ def preset_config(preset: str, dataset: str, ipc: int, out: Path, resolution: in
             val_per_class=None,
         )
     if preset == "paper":
-        large = dataset in ("imagenet1k", "places365")
+        large = dataset in ("imagenet1k", "imagenet100", "places365")  # too many images to hold at 224 px
         return BuildConfig(
             dataset=dataset, ipc=ipc, out=out, preset=preset,
             teacher_recipe=TeacherRecipe(epochs=30 if resolution <= 64 else 60),
@@ -68,7 +68,8 @@ def preset_config(preset: str, dataset: str, ipc: int, out: Path, resolution: in
 
 def with_overrides(cfg: BuildConfig, **overrides) -> BuildConfig:
     """Apply CLI overrides (None means 'keep the preset's value'); nested fields by prefix."""
-    nested = {"teacher_": "teacher_recipe", "protocol_": "protocol", "prune_": "prune", "selection_": "selection"}
+    nested = {"teacher_": "teacher_recipe", "protocol_": "protocol", "prune_": "prune", "selection_": "selection",
+              "rded_": "rded"}
     top, parts = {}, {v: {} for v in nested.values()}
     for key, value in overrides.items():
         if value is None:

@@ -97,11 +97,12 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def init_distributed() -> None:
-    """Join the process group torchrun describes (NCCL on GPUs, gloo on CPU); no-op otherwise."""
+def init_distributed(device: str | None = None) -> None:
+    """Join the process group torchrun describes (NCCL on GPUs, gloo on CPU or with device 'cpu');
+    no-op otherwise."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and not (device and torch.device(device).type == "cpu"):
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group("nccl")
     else:
