@@ -56,7 +56,8 @@ def _device(name: str):
 @click.option("--compile", "compile_mode", default=None, metavar="MODE",
               help="Fast path: torch.compile with this mode ('default', 'max-autotune-no-cudagraphs').")
 @click.option("--stack-members/--no-stack-members", default=None,
-              help="Fast path of an ensemble: members of one architecture as one grouped network (default on).")
+              help="Fast path of an ensemble: members of one architecture as one grouped network "
+                   "(default: on CUDA).")
 @click.option("--raw-input", is_flag=True, help="Fast path takes raw [0,1] images (normalisation folded in).")
 @click.option("--input-dtype", type=click.Choice(list(INPUT_DTYPES)), default="float32", show_default=True,
               help="dtype of the batches the fast path is fed (the eager targets always get float32).")

@@ -30,7 +30,7 @@ def ensemble_cmd(members, dataset_name, data_root, out_dir, weights, schedule, n
     checkpoints/epoch-XXXX, or torchvision .pth files) into one ensemble labeler.
 
     Soft labels are softmax of the weighted sum of member logits over T. Members of one
-    architecture run as one grouped network on the fast path (all members in one pass).
+    architecture run as one grouped network on the GPU fast path (all members in one pass).
     """
     from .data import load_split, resolve_dataset
     from .zoo.ensemble import build_ensemble, parse_schedule

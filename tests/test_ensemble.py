@@ -92,14 +92,14 @@ def test_ensemble_logits_are_the_weighted_member_sum(ensemble_dir, trajectory, i
 
 def test_stacked_members_run_as_one_network(ensemble_dir, images):
     plain = load_labeler(ensemble_dir)
-    fast = load_labeler(ensemble_dir, fast=True)  # CPU: stacked, BN folded, channels_last
+    fast = load_labeler(ensemble_dir, fast=True, stack_members=True)  # stacked, BN folded, channels_last
     convs = [m for m in fast.net.modules() if isinstance(m, torch.nn.Conv2d)]
     single = [m for m in build_model(plain.config["architecture"]["members"][0]).modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == len(single) + 1  # one conv per layer for all 3 members, plus the grouped classifier
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.net.modules())
     ref = plain(images)
-    for labeler in (fast, load_labeler(ensemble_dir, stack_members=True), load_labeler(ensemble_dir, fast=True,
-                                                                                      fuse_normalization=True)):
+    for labeler in (fast, load_labeler(ensemble_dir, stack_members=True),
+                    load_labeler(ensemble_dir, fast=True, stack_members=True, fuse_normalization=True)):
         x = images if labeler.expects_normalized else _raw(images)
         out = labeler(x)
         assert (out - ref).abs().max() <= 1e-4 * ref.abs().max()
@@ -130,7 +130,7 @@ def test_mixed_width_members_fall_back_to_one_by_one(small_net, images):
     assert (fast(images) - ref).abs().max() <= 1e-4 * ref.abs().max()
 
 
-@pytest.mark.parametrize("options", [dict(), dict(fast=True)], ids=["plain", "fast-stacked"])
+@pytest.mark.parametrize("options", [dict(), dict(fast=True, stack_members=True)], ids=["plain", "fast-stacked"])
 def test_epoch_schedule_switches_member_weights(ensemble_dir, trajectory, images, options):
     labeler = load_labeler(ensemble_dir, **options)
     member = _member_logits(trajectory, images)
@@ -151,7 +151,7 @@ def test_onnx_backend_refuses_a_scheduled_epoch(ensemble_dir, images):
 def test_students_train_on_ensemble_soft_labels(ensemble_dir, cifar10, cifar_val):
     """The evaluator takes an ensemble like any teacher (labels from the stacked fast path)."""
     d_s = load_split(cifar10, "train", max_per_class=2, seed=5)
-    label_fn = load_labeler(ensemble_dir, fast=True)
+    label_fn = load_labeler(ensemble_dir, fast=True, stack_members=True)
     result = evaluate(d_s, label_fn, cifar10, cifar_val, EvalProtocol(epochs=2, batch_size=10), seeds=(0,),
                       device="cpu", show_progress=False)
     assert len(result.runs[0].losses) == 2 and all(loss > 0 for loss in result.runs[0].losses)
@@ -185,7 +185,7 @@ def test_bench_measures_an_ensemble_against_the_full_teacher(ensemble_dir, tmp_p
     assert res.returncode == 0, res.stderr[-2000:]
     report = json.loads(out.read_text())
     names = [t["name"] for t in report["targets"]]
-    assert "labeler-fast-float32+channels_last+fold_bn+stack_members" in names
+    assert "labeler-fast-float32+channels_last+fold_bn" in names  # on CPU members run one by one
     assert report["teacher"]["name"] == "resnet18-full" and len(report["labeler"]["widths"]) == 3
     assert all(t["images_per_second"] > 0 for t in report["targets"])
 

@@ -70,14 +70,16 @@ def resolve_options(device: str | torch.device, fast: bool = False, ensemble: bo
 
     fast on CUDA: bf16, channels_last, folded BatchNorm, CUDA graphs. fast on CPU: float32,
     channels_last, folded BatchNorm (bf16 convolutions are slower than float32 on most CPUs).
-    Both stack the members of an ensemble (`ensemble=True`) into one network.
+    On CUDA the members of an ensemble (`ensemble=True`) are also stacked into one network; not on
+    CPU, where oneDNN's grouped convolutions ran a 3-member ensemble at 96 images/s against 154
+    member by member (benchmarks/results/bench-cpu-ensemble3-ipc10-*.json).
     `explicit` holds FastOptions fields; a None value means "not given".
     """
     cuda = torch.device(device).type == "cuda"
     base = FastOptions()
     if fast:
         base = FastOptions(dtype=torch.bfloat16 if cuda else torch.float32, channels_last=True,
-                           fold_bn=True, cuda_graphs=cuda, stack_members=ensemble)
+                           fold_bn=True, cuda_graphs=cuda, stack_members=ensemble and cuda)
     given = {k: v for k, v in explicit.items() if v is not None}
     unknown = set(given) - set(FastOptions.__dataclass_fields__)
     if unknown:

@@ -46,7 +46,7 @@ def load_local_labeler(
     given values override what `fast` picks. `fuse_normalization=True` makes the labeler take raw
     [0, 1] images instead (the normalisation is folded exactly into the first convolution).
     `stack_members=True` runs an ensemble whose members share one architecture as one network of
-    grouped convolutions (all members in one pass; `fast` turns it on).
+    grouped convolutions (all members in one pass; `fast` turns it on for CUDA).
     Numerical tolerances are stated in flashdd_zoo.loaders.fast. The onnx backend takes none of
     these options.
     """
