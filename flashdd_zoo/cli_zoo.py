@@ -259,5 +259,6 @@ def _print_build_summary(report: dict) -> None:
         f"labeler {m['labeler_params']:,} params ({100 * m['param_ratio']:.1f}% of the teacher), "
         f"{m['labeler_gflops']:.4f} GFLOPs; student top-1 {m['student_top1_mean']:.2f} ± {m['student_top1_std']:.2f}\n"
         f"labeler: {report['labeler_dir']}\nreport: {Path(report['labeler_dir']).parent / 'build-report.md'} "
-        f"({report['build_seconds']:.0f} s; stages reused: {', '.join(report['stages']['reused']) or 'none'})"
+        f"({report['build_seconds']:.0f} s of build time, {report['run_seconds']:.0f} s in this run; "
+        f"stages reused: {', '.join(report['stages']['reused']) or 'none'})"
     )

@@ -15,11 +15,13 @@ import yaml
 from flashdd_zoo import load_labeler
 from flashdd_zoo.cards import count_params, gflops_per_image
 from flashdd_zoo.data import load_split
+from flashdd_zoo.errors import FlashDDError
 from flashdd_zoo.exporters.weights import load_weights
 from flashdd_zoo.models import build_model, resnet18_arch
 from flashdd_zoo.zoo.capacity import (SelectionConfig, assign_phases, dis_from_losses, inflection_zeta,
                                       select_capacity)
 from flashdd_zoo.zoo.checkpoints import load_checkpoint
+from flashdd_zoo.zoo.presets import check_config, preset_config, with_overrides
 from flashdd_zoo.zoo.prune import PruneConfig, flashdd_importance, prune_chain
 
 
@@ -105,6 +107,9 @@ def test_smoke_build_end_to_end_and_resume(tmp_path):
     assert {"teacher", "distilled", "tau"} <= set(report["stages"]["reused"])
     assert not {"teacher", "distilled", "tau"} & set(report["stages"]["ran"])
     assert "chain" in report["stages"]["ran"]
+    stages = _stages(out)
+    reused_seconds = sum(stages[n]["seconds"] for n in report["stages"]["reused"])
+    assert report["build_seconds"] == pytest.approx(report["run_seconds"] + reused_seconds)  # both runs' work
 
     labeler = load_labeler(report["labeler_dir"])
     m = labeler.config["metrics"]
@@ -132,3 +137,13 @@ def test_smoke_build_end_to_end_and_resume(tmp_path):
     chosen = report["selection"]["chosen"]
     student = f"student/step-{report['chain'][chosen]['step']:02d}" if chosen is not None else None
     assert ran - dis == ({student} if student and student not in evaluated else set())
+
+
+def test_build_settings_that_cannot_work_are_refused_up_front(tmp_path):
+    cfg = preset_config("smoke", "digits", 10, tmp_path, 8)
+    for overrides, option in ((dict(selection_window=1), "--window"), (dict(selection_window=31), "--window"),
+                              (dict(prune_param_fractions=(0.2, 0.5)), "--param-fractions"),
+                              (dict(rded_mipc=0), "--mipc"), (dict(ipc=0), "--ipc")):
+        with pytest.raises(FlashDDError, match=option):
+            check_config(with_overrides(cfg, **overrides))
+    check_config(cfg)  # the preset itself is valid

@@ -66,6 +66,32 @@ def preset_config(preset: str, dataset: str, ipc: int, out: Path, resolution: in
     raise FlashDDError(f"unknown preset {preset!r}; choose one of {PRESETS}.")
 
 
+def check_config(cfg: BuildConfig) -> BuildConfig:
+    """Refuse settings that would only fail hours into a build; name the option to change."""
+    problems = []
+    if cfg.ipc < 1:
+        problems.append(f"--ipc must be at least 1, got {cfg.ipc}")
+    if not 2 <= cfg.selection.window <= cfg.protocol.epochs:
+        problems.append(f"--window must lie in [2, --epochs = {cfg.protocol.epochs}] (Dis is a loss reduction over "
+                        f"that many epochs), got {cfg.selection.window}")
+    if len(cfg.selection.dis_seeds) < 2:
+        problems.append("Dis needs at least 2 student seeds (Flash-DD averages over initialisations)")
+    if not cfg.seeds:
+        problems.append("--seeds must name at least one student seed")
+    fractions = cfg.prune.param_fractions
+    if not fractions or any(not 0 < f < 1 for f in fractions) or list(fractions) != sorted(fractions, reverse=True):
+        problems.append(f"--param-fractions must be decreasing fractions in (0, 1), e.g. 0.5,0.25,0.1; got {fractions}")
+    for name, value in (("--finetune-per-class", cfg.finetune_per_class), ("--val-per-class", cfg.val_per_class),
+                        ("--mipc", cfg.rded.mipc)):
+        if value is not None and value < 1:
+            problems.append(f"{name} must be at least 1, got {value}")
+    if cfg.nproc < 1:
+        problems.append(f"--nproc must be at least 1, got {cfg.nproc}")
+    if problems:
+        raise FlashDDError("invalid build settings: " + "; ".join(problems) + ".")
+    return cfg
+
+
 def with_overrides(cfg: BuildConfig, **overrides) -> BuildConfig:
     """Apply CLI overrides (None means 'keep the preset's value'); nested fields by prefix."""
     nested = {"teacher_": "teacher_recipe", "protocol_": "protocol", "prune_": "prune", "selection_": "selection",

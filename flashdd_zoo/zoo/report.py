@@ -41,7 +41,8 @@ def render_markdown(r: dict) -> str:
         f"student top-1 {r['student']['top1_mean']:.2f} ± {r['student']['top1_std']:.2f}",
     ]
     if "labeler_dir" in r:
-        lines.append(f"- labeler: {r['labeler_dir']}; build time {r.get('build_seconds', 0):.0f} s")
+        lines.append(f"- labeler: {r['labeler_dir']}; build time {r.get('build_seconds', 0):.0f} s "
+                     f"(this run {r.get('run_seconds', 0):.0f} s, plus stages reused from earlier runs)")
     lines += ["", "| step | params | % of teacher | GFLOPs | teacher top-1 | phase | Dis | score | student top-1 |",
               "|---|---|---|---|---|---|---|---|---|"]
     for i, m in enumerate(r["chain"]):
