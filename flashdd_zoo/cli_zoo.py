@@ -78,6 +78,7 @@ def train_teacher_cmd(dataset_name, data_root, out_dir, epochs, batch_size, lr, 
 @friendly_errors
 def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, num_crop, factor, image_format, seed, device):
     """Distil a dataset into IPC images per class with RDED, written as an ImageFolder tree."""
+    del method  # --method admits rded only, for now
     from .data import resolve_dataset
     from .zoo.distill import RDEDConfig, distill_rded
     from .zoo.distilled import read_description

@@ -18,8 +18,7 @@ from flashdd_zoo.data import load_split
 from flashdd_zoo.errors import FlashDDError
 from flashdd_zoo.exporters.weights import load_weights
 from flashdd_zoo.models import build_model, resnet18_arch
-from flashdd_zoo.zoo.capacity import (SelectionConfig, assign_phases, dis_from_losses, inflection_zeta,
-                                      select_capacity)
+from flashdd_zoo.zoo.capacity import SelectionConfig, assign_phases, dis_from_losses, inflection_zeta, select_capacity
 from flashdd_zoo.zoo.checkpoints import load_checkpoint
 from flashdd_zoo.zoo.presets import check_config, preset_config, with_overrides
 from flashdd_zoo.zoo.prune import PruneConfig, flashdd_importance, prune_chain

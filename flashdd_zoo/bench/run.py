@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from ..models import member_archs
 from ..loaders.fast import as_dtype, describe_options, resolve_options, unaligned_widths
+from ..models import member_archs
 from ..results import device_name
 from .measure import Measurement, make_inputs, measure, read_ceiling
 from .targets import Subject, eager_target, fast_target, onnx_skip_reason, onnx_target, teacher_subject

@@ -71,7 +71,7 @@ def resolve_options(device: str | torch.device, fast: bool = False, ensemble: bo
     fast on CUDA: bf16, channels_last, folded BatchNorm, CUDA graphs. fast on CPU: float32,
     channels_last, folded BatchNorm (bf16 convolutions are slower than float32 on most CPUs).
     On CUDA the members of an ensemble (`ensemble=True`) are also stacked into one network; not on
-    CPU, where oneDNN's grouped convolutions ran a 3-member ensemble at 96 images/s against 154
+    CPU, where oneDNN's grouped convolutions ran a 3-member ensemble at 95 images/s against 154
     member by member (benchmarks/results/bench-cpu-ensemble3-ipc10-*.json).
     `explicit` holds FastOptions fields; a None value means "not given".
     """
@@ -371,6 +371,6 @@ def unaligned_widths(arch: dict[str, Any], multiple: int = HARDWARE_MULTIPLE) ->
         named = [("stem", w["stem"])]
         named += [(f"layer{s + 1}", c) for s, c in enumerate(w["stages"])]
         named += [(f"layer{s + 1}.{b}.conv1", c) for s, blocks in enumerate(w["inner"]) for b, c in enumerate(blocks)]
-        prefix = f"members.{i}." if len(members) > 1 or member is not arch else ""
+        prefix = f"members.{i}." if member is not arch else ""
         found += [f"{prefix}{where}={c}" for where, c in named if c % multiple]
     return found

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from ..data.images import ImageSet, load_split
 from ..data.registry import Dataset, resolve_dataset
 from ..errors import FlashDDError

@@ -19,10 +19,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..atomic import atomic_dir
 from ..data.images import ImageSet, load_split, normalize
 from ..data.registry import Dataset
 from .augment import random_resized_crop
-from ..atomic import atomic_dir
 from .distilled import write_class_images, write_description, write_distilled
 from .runtime import autocast, generator, pick_device, progress, world
 
