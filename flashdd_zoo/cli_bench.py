@@ -11,15 +11,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from .cli_common import console, friendly_errors
+from .cli_common import console, friendly_errors, number_list
 from .results import this_command
 
 RESULTS_DIR = Path("benchmarks/results")
 INPUT_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
-
-
-def _ints(text: str | None) -> list[int] | None:
-    return [int(t) for t in text.split(",") if t.strip()] if text else None
 
 
 def _device(name: str):
@@ -102,8 +98,8 @@ def bench(labeler, stage_widths, stem_width, widths_scale, members, classes, res
         if res is not None and res != subject.resolution:
             raise click.UsageError(f"{labeler} takes {subject.resolution}x{subject.resolution} images; drop --res.")
     else:
-        subject = subject_from_widths(_ints(stage_widths), widths_scale, classes, res or 224, stem_width=stem_width,
-                                      members=members)
+        widths = number_list(stage_widths, int, "--stage-widths")
+        subject = subject_from_widths(widths, widths_scale, classes, res or 224, stem_width=stem_width, members=members)
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
     if not chosen or set(chosen) - {"torch", "onnx"}:
         raise click.UsageError(f"--backends takes a comma list of torch, onnx; got {backends!r}.")

@@ -32,3 +32,14 @@ data_root_option = click.option(
     envvar="FLASHDD_DATA_ROOT",
     help="Folder holding the datasets (default: $FLASHDD_DATA_ROOT, else ../shared/data).",
 )
+
+
+def number_list(text: str | None, convert: type, option: str) -> tuple | None:
+    """'1,2,3' -> (1, 2, 3) with `convert` applied to each item; None stays None, '' is ()."""
+    if text is None:
+        return None
+    try:
+        return tuple(convert(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated {convert.__name__} values, got {text!r}.",
+                                 param_hint=option) from None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import console, data_root_option, friendly_errors
+from .cli_common import console, data_root_option, friendly_errors, number_list
 
 
 @click.command("ensemble")
@@ -37,20 +37,10 @@ def ensemble_cmd(members, dataset_name, data_root, out_dir, weights, schedule, n
 
     dataset = resolve_dataset(dataset_name, data_root)
     val = load_split(dataset, dataset.val_split(), max_per_class=val_per_class)
-    member_weights = _floats(weights, len(members)) if weights else None
+    member_weights = number_list(weights, float, "--weights")  # their count is checked with the members
     result = build_ensemble(list(members), dataset, out_dir, weights=member_weights,
                             schedule=parse_schedule(schedule, len(members)), name=name, val=val, device=device)
     tops = ", ".join(f"{t:.2f}%" for t in result.member_top1s)
     console.print(f"ensemble of {len(members)} ({result.params:,} params): top-1 {result.top1:.2f}% "
                   f"(members {tops}) -> {result.folder}")
 
-
-def _floats(text: str, count: int) -> list[float]:
-    try:
-        values = [float(t) for t in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != count:
-        raise click.BadParameter(f"expected {count} comma-separated numbers, one per member; got {text!r}.",
-                                 param_hint="--weights")
-    return values

@@ -7,13 +7,9 @@ from pathlib import Path
 
 import click
 
-from .cli_common import console, data_root_option, friendly_errors
+from .cli_common import console, data_root_option, friendly_errors, number_list
 
 RESULTS_DIR = Path("benchmarks/results")
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(t) for t in text.split(",") if t.strip())
 
 
 record_option = click.option(
@@ -50,7 +46,7 @@ def train_teacher_cmd(dataset_name, data_root, out_dir, epochs, batch_size, lr, 
     dataset = resolve_dataset(dataset_name, data_root)
     recipe = TeacherRecipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                            label_smoothing=label_smoothing, width_scale=width_scale, seed=seed)
-    result = train_teacher(dataset, out_dir, recipe, _ints(checkpoint_epochs), device)
+    result = train_teacher(dataset, out_dir, recipe, number_list(checkpoint_epochs, int, "--checkpoint-epochs"), device)
     console.print(f"teacher top-1 {result.top1:.2f}% after {epochs} epochs, "
                   f"{result.train_seconds:.1f} s of training -> {result.labeler_dir}")
     if record:
@@ -138,12 +134,13 @@ def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, bat
     label_fn = load_teacher(labeler, dataset.num_classes).model.to(_device(device)).eval()
     protocol = EvalProtocol(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss,
                             temperature=temperature, schedule=schedule, student=student)
-    result = evaluate(d_s, label_fn, dataset, val, protocol, _ints(seeds), device)
+    seed_list = number_list(seeds, int, "--seeds")
+    result = evaluate(d_s, label_fn, dataset, val, protocol, seed_list, device)
     if not is_main_process():
         return
     seconds = sum(r.seconds for r in result.runs) / len(result.runs)
     console.print(f"student top-1 {result.top1_mean:.2f} ± {result.top1_std:.2f} over seeds "
-                  f"{list(_ints(seeds))}; {seconds:.1f} s per student")
+                  f"{list(seed_list)}; {seconds:.1f} s per student")
     if report:
         report.write_text(json.dumps(result.to_json(), indent=2) + "\n")
     if record:
@@ -162,10 +159,6 @@ def _record(name: str, metrics: dict) -> None:
 
     path = write_result(RESULTS_DIR, name, metrics)
     console.print(f"recorded {path}")
-
-
-def _floats(text: str | None) -> tuple[float, ...] | None:
-    return tuple(float(t) for t in text.split(",") if t.strip()) if text else None
 
 
 @click.command("build")
@@ -226,10 +219,10 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
     cfg = preset_config(preset, dataset_name, ipc, out_dir, dataset.resolution)
     cfg = with_overrides(
         cfg, data_root=str(data_root) if data_root else None, teacher=str(teacher) if teacher else None,
-        distilled=str(distilled) if distilled else None, seeds=_ints(seeds) if seeds else None,
+        distilled=str(distilled) if distilled else None, seeds=number_list(seeds, int, "--seeds") if seeds else None,
         verify_candidates=verify_candidates or None, nproc=nproc, device=device,
         protocol_epochs=epochs, teacher_epochs=teacher_epochs, prune_finetune_epochs=finetune_epochs,
-        prune_param_fractions=_floats(param_fractions), selection_window=window, selection_gamma=gamma,
+        prune_param_fractions=number_list(param_fractions, float, "--param-fractions"), selection_window=window, selection_gamma=gamma,
         rded_mipc=mipc, finetune_per_class=finetune_per_class, val_per_class=val_per_class,
     )
     report = build(cfg)

@@ -6,11 +6,13 @@ import os
 import subprocess
 import sys
 
+import click
 import pytest
 import torch
 import torch.nn.functional as F
 
 from flashdd_zoo import load_labeler
+from flashdd_zoo.cli_common import number_list
 from flashdd_zoo.data import load_split, normalize
 from flashdd_zoo.errors import ArtifactError, FlashDDError, InputError
 from flashdd_zoo.loaders.fast import TOLERANCES
@@ -172,6 +174,8 @@ def test_bad_ensembles_are_refused_with_a_reason(trajectory, small_net, cifar10,
         parse_schedule(("ten:1,1",), 2)
     with pytest.raises(FlashDDError, match="EPOCH:w1"):
         parse_schedule(("3:1,1,1",), 2)
+    with pytest.raises(click.BadParameter, match="comma-separated float"):
+        number_list("1,x", float, "--weights")
     res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "ensemble", *map(str, trajectory[:2]), "--dataset",
                           "cifar10", "--out", str(tmp_path / "x"), "--weights", "1,2,3"], capture_output=True, text=True,
                          env={**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)})

@@ -100,6 +100,11 @@ class Dataset:
         return self.spec.name
 
     @property
+    def slug(self) -> str:
+        """The name as part of a file name ('folder:/data/pets' -> 'data-pets')."""
+        return self.name.replace("folder:", "").replace("/", "-").strip("-")
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_ids)
 

@@ -45,6 +45,7 @@ class Labeler(nn.Module):
         self.options = options or FastOptions()
         self.backend = "torch" if net is not None else "onnx"
         self.runner = FastRunner(net, self.options) if net is not None else None
+        self.member_weights = config["architecture"].get("weights")  # an ensemble's weights in force
         self.requires_grad_(False)
         self.eval()
 
@@ -136,13 +137,14 @@ class Labeler(nn.Module):
         if arch["name"] != "ensemble":
             return
         weights = weights_for_epoch(arch, int(epoch))
-        if self.session is not None:
-            if weights != arch["weights"]:
-                raise InputError(f"the onnx backend runs {self.config['name']}'s default member weights "
-                                 f"{arch['weights']}, but its schedule asks for {weights} at epoch {epoch}. "
-                                 "Load it with backend='torch' to follow the schedule.")
+        if weights == self.member_weights:  # called every batch: copy to the device only on a change
             return
+        if self.session is not None:
+            raise InputError(f"the onnx backend runs {self.config['name']}'s default member weights "
+                             f"{arch['weights']}, but its schedule asks for {weights} at epoch {epoch}. "
+                             "Load it with backend='torch' to follow the schedule.")
         set_member_weights(self.net, weights)
+        self.member_weights = weights
 
     def static_input(self, batch_size: int) -> torch.Tensor | None:
         """The CUDA graph's input buffer for soft labels of `batch_size` images, once captured.

@@ -123,8 +123,8 @@ class StackedEnsemble(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = first.maxpool
         for s in range(1, 5):
-            blocks = [StackedBlock([getattr(m, f"layer{s}")[b] for m in members]) for b in range(len(first.layer1))]
-            setattr(self, f"layer{s}", nn.Sequential(*blocks))
+            layers = [getattr(m, f"layer{s}") for m in members]
+            setattr(self, f"layer{s}", nn.Sequential(*(StackedBlock(list(blocks)) for blocks in zip(*layers))))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = stack_linears([m.fc for m in members])
         self.register_buffer(WEIGHTS_BUFFER, ensemble.member_weights.clone(), persistent=False)

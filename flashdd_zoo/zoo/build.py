@@ -121,7 +121,7 @@ def _teacher_stage(ctx: BuildContext) -> dict:
         dev = pick_device(cfg.device)
         top1 = top1_accuracy(teacher.model.to(dev), ctx.val, ds.spec.mean, ds.spec.std, dev)
         folder = export_labeler(
-            teacher.model, ctx.work / "teacher", name=f"resnet18-{_slug(ds.name)}-teacher", kind="teacher",
+            teacher.model, ctx.work / "teacher", name=f"resnet18-{ds.slug}-teacher", kind="teacher",
             class_names=ds.class_names, resolution=ds.resolution, mean=ds.spec.mean, std=ds.spec.std,
             sample_images=ctx.val.spread(32), lineage={"dataset": ds.name, "teacher": teacher.source},
             metrics={"teacher_top1": top1, "full_teacher_top1": top1})
@@ -240,7 +240,7 @@ def _export_stage(ctx: BuildContext, report: dict, chosen_path: str, chosen: dic
     else:
         model, _ = load_checkpoint(Path(chosen_path))
         kind = "pruned"
-    name = f"resnet18-{_slug(ds.name)}-ipc{report['ipc']}-{kind}"
+    name = f"resnet18-{ds.slug}-ipc{report['ipc']}-{kind}"
     top1 = chosen["top1"] if chosen else teacher["top1"]
     metrics = {
         "tau_mean": tau["top1_mean"], "tau_std": tau["top1_std"], "seeds": len(ctx.cfg.seeds),
@@ -268,10 +268,6 @@ def _export_stage(ctx: BuildContext, report: dict, chosen_path: str, chosen: dic
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-def _slug(name: str) -> str:
-    return name.replace("folder:", "").replace("/", "-").strip("-")
-
 
 def _source_sha(path: Path) -> str:
     """Content hash of a teacher source: its weights file (labeler or checkpoint) or .pth."""

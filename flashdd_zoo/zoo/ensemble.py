@@ -28,13 +28,12 @@ def parse_schedule(entries: tuple[str, ...], members: int) -> list[dict]:
     """'EPOCH:w1,w2,...' strings -> schedule entries (weights are normalised later)."""
     schedule = []
     for entry in entries:
-        epoch, sep, weights = entry.partition(":")
+        epoch, _, weights = entry.partition(":")
         try:
-            values = [float(w) for w in weights.split(",")]
-            start = int(epoch)
+            start, values = int(epoch), [float(w) for w in weights.split(",")]
         except ValueError:
-            sep = ""
-        if not sep or len(values) != members or start < 0:
+            start, values = -1, []
+        if start < 0 or len(values) != members:
             raise FlashDDError(f"schedule entry {entry!r}: expected EPOCH:w1,...,w{members} "
                                f"(a start epoch >= 0 and one weight per member), e.g. 0:{','.join(['1'] * members)}.")
         schedule.append({"from_epoch": start, "weights": values})
@@ -69,7 +68,7 @@ def build_ensemble(
     member_top1s = [top1_accuracy(t.model.to(dev).eval(), val, mean, std, dev) for t in teachers]
     top1 = top1_accuracy(ensemble.to(dev).eval(), val, mean, std, dev)
     members = [{"source": t.source, "params": count_params(t.model), "top1": acc} for t, acc in zip(teachers, member_top1s)]
-    name = name or f"resnet18-{dataset.name.replace('folder:', '').strip('/').replace('/', '-')}-ensemble{len(teachers)}"
+    name = name or f"resnet18-{dataset.slug}-ensemble{len(teachers)}"
     folder = export_labeler(
         ensemble, out, name=name, kind="ensemble", class_names=dataset.class_names,
         resolution=dataset.resolution, mean=mean, std=std, sample_images=val.spread(32),
