@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import shlex
+import sys
 from pathlib import Path
 
 import click
@@ -13,8 +15,12 @@ from .errors import FlashDDError
 console = Console()
 
 
-def friendly_errors(fn):
-    """Show FlashDDError as a one-line CLI error instead of a traceback."""
+def friendly_errors(fn=None, *, resumable: bool = False):
+    """Show FlashDDError as a one-line CLI error instead of a traceback, and Ctrl-C as one line
+    naming the command that resumes (`resumable`) or reruns the interrupted work. Every folder is
+    written atomically, so an interruption leaves no half-written one behind."""
+    if fn is None:
+        return functools.partial(friendly_errors, resumable=resumable)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -22,6 +28,11 @@ def friendly_errors(fn):
             return fn(*args, **kwargs)
         except FlashDDError as e:
             raise click.ClickException(str(e)) from e
+        except KeyboardInterrupt:
+            command = shlex.join(["flashdd-zoo", *sys.argv[1:]])
+            then = "resume where it stopped" if resumable else "start it again"
+            click.echo(f"Interrupted; no half-written folder was kept. Run `{command}` to {then}.", err=True)
+            sys.exit(130)
 
     return wrapper
 

@@ -17,6 +17,14 @@ record_option = click.option(
     help="Also write benchmarks/results/NAME.json (device, date, command, git commit, metrics).",
 )
 device_option = click.option("--device", default=None, help="cuda, cuda:1 or cpu (default: cuda if present).")
+stem_option = click.option(
+    "--stem", type=click.Choice(["cifar", "imagenet"]), default=None,
+    help="ResNet stem: cifar (3x3/1, no pool) or imagenet (7x7/2 + max-pool; about 17x cheaper at 32 px). "
+         "Default: cifar up to 64 px, else imagenet.")
+holdout_option = click.option(
+    "--holdout-per-class", type=int, default=None,
+    help="Training images per class held out of training, fine-tunes and RDED's pool; accuracy-reading "
+         "choices (capacity selection) use them instead of the test split.")
 
 
 @click.command("train-teacher")
@@ -34,23 +42,28 @@ device_option = click.option("--device", default=None, help="cuda, cuda:1 or cpu
 @click.option("--checkpoint-epochs", default="", metavar="E1,E2",
               help="Also keep checkpoints at these epochs (weak / early-stage teachers).")
 @click.option("--seed", default=0, show_default=True, help="Seed of initialisation, order and augmentation.")
+@stem_option
+@holdout_option
 @device_option
 @record_option
-@friendly_errors
+@friendly_errors(resumable=True)
 def train_teacher_cmd(dataset_name, data_root, out_dir, epochs, batch_size, lr, weight_decay,
-                      label_smoothing, width_scale, checkpoint_epochs, seed, device, record):
+                      label_smoothing, width_scale, checkpoint_epochs, seed, stem, holdout_per_class, device, record):
     """Train a ResNet-18 teacher on a dataset; resumes from OUT/last after an interruption."""
     from .data import resolve_dataset
     from .zoo.teacher_training import TeacherRecipe, train_teacher
 
     dataset = resolve_dataset(dataset_name, data_root)
     recipe = TeacherRecipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                           label_smoothing=label_smoothing, width_scale=width_scale, seed=seed)
+                           label_smoothing=label_smoothing, width_scale=width_scale, seed=seed, stem=stem,
+                           holdout_per_class=holdout_per_class or 0)
     result = train_teacher(dataset, out_dir, recipe, number_list(checkpoint_epochs, int, "--checkpoint-epochs"), device)
-    console.print(f"teacher top-1 {result.top1:.2f}% after {epochs} epochs, "
-                  f"{result.train_seconds:.1f} s of training -> {result.labeler_dir}")
+    params = json.loads((result.labeler_dir / "config.json").read_text())["metrics"]["params"]
+    console.print(f"teacher top-1 {result.top1:.2f}% ({dataset.val_split()} split) after {epochs} epochs, "
+                  f"{result.train_seconds:.1f} s of training, {params:,} parameters -> {result.labeler_dir}")
     if record:
-        _record(record, {"top1": result.top1, "train_seconds": result.train_seconds, "epochs": epochs})
+        _record(record, {"top1": result.top1, "train_seconds": result.train_seconds, "epochs": epochs,
+                         "params": params, "holdout_per_class": recipe.holdout_per_class})
 
 
 @click.command("distill")
@@ -197,7 +210,7 @@ def _record(name: str, metrics: dict) -> None:
 @record_option
 @click.option("--record-tau", metavar="NAME", default=None,
               help="Also write benchmarks/results/NAME.json with the build's tau(D_S) (top1_mean, top1_std, seeds).")
-@friendly_errors
+@friendly_errors(resumable=True)
 def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled, epochs, seeds, teacher_epochs,
               finetune_epochs, param_fractions, window, gamma, mipc, finetune_per_class, val_per_class,
               verify_candidates, nproc, device, record, record_tau):

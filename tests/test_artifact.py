@@ -205,3 +205,33 @@ def test_torchvision_weights_load_into_unpruned_config(tmp_path):
     torch.save(torchvision.models.resnet34().state_dict(), tmp_path / "r34.pth")
     with pytest.raises(ArtifactError, match="does not match ResNet-18"):
         load_torchvision_resnet18(str(tmp_path / "r34.pth"))
+
+
+def test_same_weights_give_the_same_bytes_in_every_process(tmp_path, small_net):
+    """safetensors writes its metadata map in a per-process random order; save_weights sorts it, so
+    a weights file's sha256 (stage keys, build reports, manifests) names its content only."""
+    from safetensors.torch import save_file
+
+    from flashdd_zoo.exporters.weights import save_weights
+
+    save_file({k: v.contiguous() for k, v in small_net.state_dict().items()}, str(tmp_path / "state.safetensors"))
+    script = (
+        "import sys, torch\n"
+        "from flashdd_zoo.exporters.weights import save_weights\n"
+        "from flashdd_zoo.models import build_model, resnet18_arch\n"
+        "net = build_model(resnet18_arch(10, 'cifar', scale=0.25))\n"
+        "from safetensors.torch import load_file\n"
+        f"net.load_state_dict(load_file({str(tmp_path / 'state.safetensors')!r}))\n"
+        "save_weights(net, sys.argv[1], {'format': 'f', 'kind': 'k', 'name': 'n', 'architecture': net.arch, 'v': 1})\n"
+    )
+    blobs = []
+    for i in range(4):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / f"{i}.safetensors")], check=True)
+        blobs.append((tmp_path / f"{i}.safetensors").read_bytes())
+    assert len(set(blobs)) == 1
+    save_weights(small_net, tmp_path / "here.safetensors", {"v": 1, "name": "n", "kind": "k", "format": "f",
+                                                            "architecture": small_net.arch})
+    assert (tmp_path / "here.safetensors").read_bytes() == blobs[0]  # insertion order does not matter either
+    reloaded = load_weights(build_model(small_net.arch), tmp_path / "here.safetensors")
+    for (k, a), b in zip(small_net.state_dict().items(), reloaded.state_dict().values()):
+        assert torch.equal(a, b), k

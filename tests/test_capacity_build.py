@@ -1,11 +1,15 @@
 """Pruning chain, Eq. 2 importance, zeta/selection and the smoke build (issue 4)."""
 
+import copy
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,11 +21,22 @@ from flashdd_zoo.cards import count_params, gflops_per_image
 from flashdd_zoo.data import load_split
 from flashdd_zoo.errors import FlashDDError
 from flashdd_zoo.exporters.weights import load_weights
-from flashdd_zoo.models import build_model, resnet18_arch
+from flashdd_zoo.models import arch_of, build_model, resnet18_arch
 from flashdd_zoo.zoo.capacity import SelectionConfig, assign_phases, dis_from_losses, inflection_zeta, select_capacity
 from flashdd_zoo.zoo.checkpoints import load_checkpoint
 from flashdd_zoo.zoo.presets import check_config, preset_config, with_overrides
-from flashdd_zoo.zoo.prune import PruneConfig, flashdd_importance, prune_chain
+from flashdd_zoo.zoo.prune import (
+    PruneConfig,
+    PruningReference,
+    channel_ratios,
+    flashdd_importance,
+    prune_chain,
+    step_pruner,
+)
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_eq2_importance_matches_hand_computation():
@@ -79,6 +94,34 @@ def test_pruning_chain_shrinks_and_members_rebuild(tmp_path, cifar10, small_net,
     again = prune_chain(small_net, cifar10, train, cifar_val, cfg, tmp_path / "chain", device="cpu",
                         show_progress=False)
     assert [m.params for m in again] == [m.params for m in members]
+    # a chain interrupted after step 1 continues to the very member an uninterrupted chain made
+    shutil.copytree(tmp_path / "chain" / "step-01", tmp_path / "resumed" / "step-01")
+    resumed = prune_chain(small_net, cifar10, train, cifar_val, cfg, tmp_path / "resumed", device="cpu",
+                          show_progress=False)
+    assert [m.to_json()["arch"] for m in resumed] == [m.arch for m in members]
+    assert [m.top1 for m in resumed] == [m.top1 for m in members]
+    assert _sha(resumed[1].path / "model.safetensors") == _sha(members[1].path / "model.safetensors")
+
+
+def test_step_pruner_acts_as_one_pruner_kept_across_the_chain(small_net):
+    """Each chain step builds a fresh pruner on the previous member with the teacher as reference;
+    it must cut exactly what one torch-pruning pruner stepped through the whole chain cuts (the
+    behaviour a resumed chain could not reproduce before), max_pruning_ratio included."""
+    cfg = PruneConfig(max_pruning_ratio=0.8)
+    ratios = channel_ratios(cfg.param_fractions)
+    kept = copy.deepcopy(small_net)
+    one = tp.pruner.MetaPruner(
+        kept, torch.zeros(1, 3, 32, 32), importance=flashdd_importance(cfg.top_n), global_pruning=True,
+        iterative_steps=len(ratios), iterative_pruning_ratio_scheduler=lambda r, s: [0.0, *ratios],
+        pruning_ratio=ratios[-1], max_pruning_ratio=cfg.max_pruning_ratio, ignored_layers=[kept.fc], round_to=8)
+    reference = PruningReference.of(small_net, cfg, 32)
+    fresh = copy.deepcopy(small_net)
+    for step, ratio in enumerate(ratios):
+        one.step()
+        step_pruner(fresh, cfg, ratio, reference, 32).step()
+        assert arch_of(fresh) == arch_of(kept), f"step {step + 1}"
+        fresh = copy.deepcopy(fresh)  # the next step sees a member as if reloaded: no pruner state survives
+    assert count_params(fresh) < 0.1 * count_params(small_net)  # the chain really went deep
 
 
 def _stages(out):
@@ -86,30 +129,40 @@ def _stages(out):
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def test_smoke_build_end_to_end_and_resume(tmp_path):
-    """The README's main job: interrupted after tau(D_S), it resumes without redoing stages."""
-    out = tmp_path / "zoo-out"
-    cmd = [sys.executable, "-m", "flashdd_zoo", "build", "--preset", "smoke", "--out", str(out), "--device", "cpu"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 900
-    while "tau" not in _stages(out):
-        assert proc.poll() is None, "the build ended before it could be interrupted"
-        assert time.time() < deadline
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not list(out.glob("resnet18-*"))  # nothing exported yet
+SMOKE = [sys.executable, "-m", "flashdd_zoo", "build", "--preset", "smoke", "--device", "cpu"]
 
-    res = subprocess.run(cmd, capture_output=True, text=True)
+# where each run is killed: (what is under way, the sign that it has started, seconds to wait after it)
+KILL_POINTS = (
+    ("teacher training, mid epoch", lambda out: (out / "work" / "teacher-run" / "last").is_dir(), 0.5),
+    ("tau(D_S) student evaluation", lambda out: "distilled" in _stages(out), 3.0),
+    ("pruning chain, step 2's fine-tune", lambda out: (out / "work" / "chain" / "step-01").is_dir(), 1.0),
+    ("Dis(theta) of the second member", lambda out: "dis/step-01" in _stages(out), 1.0),
+    ("export of the chosen labeler", lambda out: (out / "build-report.md").is_file(), 0.0),
+)
+# times, paths and the record of which stages this run reused are the only fields allowed to differ
+VOLATILE = {"seconds", "label_seconds", "run_seconds", "build_seconds", "stages", "path", "labeler_dir", "out"}
+
+
+def _comparable(doc):
+    if isinstance(doc, dict):
+        return {k: _comparable(v) for k, v in doc.items() if k not in VOLATILE}
+    if isinstance(doc, list):
+        return [_comparable(v) for v in doc]
+    return doc
+
+
+@pytest.fixture(scope="module")
+def clean_smoke(tmp_path_factory):
+    """The README's main job, run once without interruption."""
+    out = tmp_path_factory.mktemp("clean") / "zoo-out"
+    res = subprocess.run(SMOKE + ["--out", str(out)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
-    report = json.loads((out / "build-report.json").read_text())
-    assert {"teacher", "distilled", "tau"} <= set(report["stages"]["reused"])
-    assert not {"teacher", "distilled", "tau"} & set(report["stages"]["ran"])
-    assert "chain" in report["stages"]["ran"]
-    stages = _stages(out)
-    reused_seconds = sum(stages[n]["seconds"] for n in report["stages"]["reused"])
-    assert report["build_seconds"] == pytest.approx(report["run_seconds"] + reused_seconds)  # both runs' work
+    return out
 
+
+def test_smoke_build_report_and_card(clean_smoke):
+    report = json.loads((clean_smoke / "build-report.json").read_text())
+    assert set(report["stages"]["ran"]) >= {"teacher", "distilled", "tau", "chain"} and not report["stages"]["reused"]
     labeler = load_labeler(report["labeler_dir"])
     m = labeler.config["metrics"]
     assert m["tau_mean"] == pytest.approx(report["tau"]["top1_mean"])
@@ -120,13 +173,57 @@ def test_smoke_build_end_to_end_and_resume(tmp_path):
     assert f"| weights on disk (model.safetensors) | {meta['weights_bytes']:,} bytes |" in card
     assert f"| GFLOPs per image at 8x8 | {meta['gflops']:.4f} |" in card
     assert "tau(D_S): student top-1 with the full teacher | " + f"{m['tau_mean']:.2f}%" in card
-    assert (labeler.folder / "plots" / "capacity.png").is_file() and (out / "build-report.md").is_file()
+    assert (labeler.folder / "plots" / "capacity.png").is_file() and (clean_smoke / "build-report.md").is_file()
     if labeler.config["kind"] == "pruned":
         assert labeler.num_params < report["teacher"]["params"]
 
+
+@pytest.mark.slow
+def test_killed_and_resumed_build_equals_the_clean_build(clean_smoke, tmp_path):
+    """The smoke build SIGKILLed five times and resumed each time (issue 18), at:
+
+    1. teacher training, mid epoch (after epoch 1's resume state was written);
+    2. the tau(D_S) student evaluation (3 s into it);
+    3. the pruning chain, during step 2's fine-tune;
+    4. Dis(theta) of the second chain member;
+    5. the export of the chosen labeler (after the report's first write).
+
+    The sixth run finishes. Its build-report.json equals the clean run's in every field except
+    times, paths and the reused-stage record, and the exported model.safetensors has the same
+    sha256: no stage's result depends on where the build was interrupted.
+    """
+    out = tmp_path / "zoo-out"
+    cmd = SMOKE + ["--out", str(out)]
+    for where, started, wait in KILL_POINTS:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 600
+        while not started(out):
+            assert proc.poll() is None, f"the build ended before it could be killed during {where}"
+            assert time.time() < deadline, f"no sign of {where} after 600 s"
+            time.sleep(0.05)
+        time.sleep(wait)
+        assert proc.poll() is None, f"the build ended before it could be killed during {where}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if (out / "work" / "stages.json").exists():  # replaced atomically: never torn by a kill
+            json.loads((out / "work" / "stages.json").read_text())
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+    clean = json.loads((clean_smoke / "build-report.json").read_text())
+    resumed = json.loads((out / "build-report.json").read_text())
+    assert _comparable(resumed) == _comparable(clean)
+    assert {"teacher", "distilled", "tau", "chain"} <= set(resumed["stages"]["reused"])
+    stages = _stages(out)
+    reused_seconds = sum(stages[n]["seconds"] for n in resumed["stages"]["reused"])
+    assert resumed["build_seconds"] == pytest.approx(resumed["run_seconds"] + reused_seconds)  # all runs' work
+    weights = [Path(r["labeler_dir"]) / "model.safetensors" for r in (clean, resumed)]
+    assert _sha(weights[0]) == _sha(weights[1])
+    assert not list(out.rglob(".*.tmp-*")), "an interrupted write left a temporary folder behind"
+
     # a changed Dis window redoes the Dis stages, and nothing else but the student evaluation of a
     # member the new Dis values select for the first time
-    evaluated = {s for s in _stages(out) if s.startswith("student/")}
+    evaluated = {s for s in stages if s.startswith("student/")}
     rerun = subprocess.run(cmd + ["--window", "4"], capture_output=True, text=True, env=dict(os.environ))
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     report = json.loads((out / "build-report.json").read_text())
@@ -136,6 +233,25 @@ def test_smoke_build_end_to_end_and_resume(tmp_path):
     chosen = report["selection"]["chosen"]
     student = f"student/step-{report['chain'][chosen]['step']:02d}" if chosen is not None else None
     assert ran - dis == ({student} if student and student not in evaluated else set())
+
+
+def test_ctrl_c_names_the_resume_command_and_leaves_no_half_folder(tmp_path):
+    out = tmp_path / "zoo-out"
+    cmd = SMOKE + ["--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (out / "work" / "teacher-run" / "last").is_dir():
+        assert proc.poll() is None and time.time() < deadline, "the build did not reach teacher training"
+        time.sleep(0.05)
+    time.sleep(0.3)  # mid epoch 2, while a checkpoint may be being written
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)  # one Ctrl-C is enough
+    assert proc.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("Interrupted; no half-written folder was kept. Run `flashdd-zoo build --preset smoke")
+    assert f"--out {out}` to resume where it stopped." in lines[-1]
+    assert "Traceback" not in err
+    assert not list(out.rglob(".*.tmp-*"))
 
 
 def test_build_settings_that_cannot_work_are_refused_up_front(tmp_path):

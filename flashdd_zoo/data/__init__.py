@@ -1,6 +1,6 @@
 """Dataset registry and in-memory image loading."""
 
-from .images import ImageSet, decode_files, list_split, load_split, normalize, sample_images
+from .images import ImageSet, decode_files, list_split, load_split, normalize, sample_images, training_split
 from .registry import DATA_ROOT_ENV, REGISTRY, Dataset, DatasetSpec, default_data_root, resolve_dataset
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "normalize",
     "resolve_dataset",
     "sample_images",
+    "training_split",
 ]

@@ -36,12 +36,25 @@ class ImageSet:
 
     def per_class(self, n: int, seed: int = 0) -> "ImageSet":
         """At most n images of each class, drawn uniformly at random."""
+        return self._take(self._draw(n, seed))
+
+    def split_off(self, n: int, seed: int = 0) -> tuple["ImageSet", "ImageSet"]:
+        """(the rest, n random images of each class): a held-out slice and what remains."""
+        held = self._draw(n, seed)
+        rest = torch.ones(len(self), dtype=torch.bool)
+        rest[held] = False
+        return self._take(rest.nonzero().flatten()), self._take(held)
+
+    def _draw(self, n: int, seed: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
         keep = []
         for c in range(len(self.class_names)):
             idx = (self.labels.cpu() == c).nonzero().flatten()
             keep.append(idx[torch.randperm(len(idx), generator=g)[:n]])
-        index = torch.cat(keep).sort().values.to(self.labels.device)
+        return torch.cat(keep).sort().values
+
+    def _take(self, index: torch.Tensor) -> "ImageSet":
+        index = index.to(self.labels.device)
         return ImageSet(self.images[index], self.labels[index], self.class_names)
 
 
@@ -119,6 +132,26 @@ def load_split(
         labels += [c] * len(files)
     images = decode_files(paths, dataset.resolution)
     return ImageSet(images, torch.tensor(labels, dtype=torch.int64), list(dataset.class_names))
+
+
+HOLDOUT_SEED = 0  # one held-out slice per (dataset, size), whatever the teacher's own seed
+
+
+def training_split(dataset: Dataset, holdout_per_class: int = 0, max_per_class: int | None = None
+                   ) -> tuple[ImageSet, ImageSet | None]:
+    """The training split without its held-out slice, and that slice (None when 0 per class).
+
+    The slice stands in for the test split wherever a choice reads accuracy (phase boundaries,
+    Acc > tau, gamma * Acc): teacher training, fine-tunes and RDED's candidates never see it.
+    """
+    train = load_split(dataset, dataset.spec.train_split, max_per_class=max_per_class, seed=0)
+    if not holdout_per_class:
+        return train, None
+    counts = torch.bincount(train.labels, minlength=dataset.num_classes)
+    if int(counts.min()) <= holdout_per_class:
+        raise DataError(f"cannot hold out {holdout_per_class} images per class: {dataset.name}'s training split has "
+                        f"{int(counts.min())} in its smallest class; choose a smaller --holdout-per-class.")
+    return train.split_off(holdout_per_class, HOLDOUT_SEED)
 
 
 def _select(s: ImageSet, max_per_class: int | None, classes: list[int] | None, seed: int) -> ImageSet:

@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from ..errors import ArtifactError
 
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, object]) -> None:
-    """Write the state dict; metadata values are stored as JSON strings in the header."""
+    """Write the state dict; metadata values are stored as JSON strings in the header.
+
+    The same weights always give the same bytes (so sha256 identifies them across processes):
+    safetensors writes the metadata map in a per-process random order, which is sorted here.
+    """
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
-    save_file(state, str(path), metadata=header)
+    Path(path).write_bytes(_canonical_header(save(state, metadata=header)))
+
+
+def _canonical_header(blob: bytes) -> bytes:
+    """Rewrite the header with its metadata keys sorted; the length (and so every offset) is unchanged."""
+    size = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8 : 8 + size])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > size:
+        raise ArtifactError("internal: the canonical safetensors header came out longer than the original.")
+    return blob[:8] + text.ljust(size) + blob[8 + size :]
 
 
 def load_weights(model: nn.Module, path: Path) -> nn.Module:

@@ -9,6 +9,7 @@ that groups can be ranked against each other in global pruning.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -79,16 +80,51 @@ def channel_ratios(param_fractions: tuple[float, ...]) -> list[float]:
     return [1.0 - math.sqrt(f) for f in param_fractions]
 
 
-def make_pruner(model: nn.Module, cfg: PruneConfig, ratios: list[float], resolution: int):
-    """One torch-pruning pruner for the whole chain; step k prunes to ratios[k] of the channels
-    it started with (global ranking, classifier outputs untouched)."""
+@dataclass(frozen=True)
+class PruningReference:
+    """What every chain step measures its target against: the teacher's channel counts per layer
+    (for max_pruning_ratio) and its total prunable channels (for the global ratio). A step's
+    target then depends on the teacher and the step only, never on where a run resumed."""
+
+    out_channels: dict[str, int]
+    in_channels: dict[str, int]
+    total_channels: int
+
+    @classmethod
+    def of(cls, teacher: nn.Module, cfg: PruneConfig, resolution: int) -> PruningReference:
+        model = copy.deepcopy(teacher).cpu().requires_grad_(True)  # torch-pruning traces with autograd
+        pruner = _meta_pruner(model, cfg, 0.0, resolution)
+        names = {m: n for n, m in model.named_modules()}
+        return cls({names[m]: c for m, c in pruner.layer_init_out_ch.items() if m in names},
+                   {names[m]: c for m, c in pruner.layer_init_in_ch.items() if m in names}, pruner.initial_total_channels)
+
+
+def step_pruner(model: nn.Module, cfg: PruneConfig, ratio: float, reference: PruningReference, resolution: int):
+    """A torch-pruning pruner for one chain step: prune `model` (the previous member) down to
+    `ratio` of the *teacher's* channels (global ranking, classifier outputs untouched).
+
+    torch-pruning measures ratios against the widths a pruner was built on; pointing its
+    reference widths at the teacher's makes a fresh pruner on any member act exactly as one pruner
+    kept across the whole chain would, so an uninterrupted and a resumed chain run the same code.
+    """
+    pruner = _meta_pruner(model, cfg, ratio, resolution)
+    modules = dict(model.named_modules())
+    # layers by name; the graph's own reshape nodes keep their counts (each shares its group with a
+    # named layer of the same width, whose teacher-relative limit is the binding one)
+    pruner.layer_init_out_ch.update({modules[n]: c for n, c in reference.out_channels.items()})
+    pruner.layer_init_in_ch.update({modules[n]: c for n, c in reference.in_channels.items()})
+    pruner._scope_initial_channels = {"DEFAULT_SCOPE": reference.total_channels}  # torch-pruning 1.6's global scope
+    return pruner
+
+
+def _meta_pruner(model: nn.Module, cfg: PruneConfig, ratio: float, resolution: int):
     device = next(model.parameters()).device
     example = torch.zeros(1, 3, resolution, resolution, device=device)
     with torch.enable_grad():  # the dependency graph is traced with autograd
         return tp.pruner.MetaPruner(
             model, example, importance=flashdd_importance(cfg.top_n), global_pruning=True,
-            iterative_steps=len(ratios), iterative_pruning_ratio_scheduler=lambda r, s: [0.0, *ratios],
-            pruning_ratio=ratios[-1], max_pruning_ratio=cfg.max_pruning_ratio,
+            iterative_steps=1, iterative_pruning_ratio_scheduler=lambda r, s: [0.0, ratio],
+            pruning_ratio=ratio, max_pruning_ratio=cfg.max_pruning_ratio,
             ignored_layers=[model.fc], round_to=cfg.round_to,
         )
 
@@ -117,18 +153,17 @@ def prune_chain(
     recipe = TeacherRecipe(epochs=cfg.finetune_epochs, batch_size=cfg.finetune_batch_size,
                            lr=cfg.finetune_lr, weight_decay=cfg.finetune_weight_decay,
                            warmup_epochs=0.0, seed=cfg.seed)
-    members: list[ChainMember] = []
-    model, done = _resume(out_dir, cfg, teacher, ratios, members)
-    model = prepare_model(model, dev).requires_grad_(True)  # labelers arrive frozen
-    pruner = None
+    reference = PruningReference.of(teacher, cfg, dataset.resolution)
+    members = _finished_members(out_dir, cfg, len(ratios))
     with progress(not show_progress) as bar:
-        task = bar.add_task("pruning chain", total=len(ratios), completed=done, status="")
-        for step in range(done, len(ratios)):
+        task = bar.add_task("pruning chain", total=len(ratios), completed=len(members), status="")
+        for step in range(len(members), len(ratios)):
             if members and stop_below is not None and members[-1].top1 <= stop_below:
                 break
-            if pruner is None:
-                pruner = make_pruner(model, cfg, _remaining(ratios, done), dataset.resolution)
-            pruner.step()
+            # every step starts from the *saved* previous member, resumed or not: one code path
+            previous = load_checkpoint(members[-1].path)[0] if members else copy.deepcopy(teacher)
+            model = prepare_model(previous, dev).requires_grad_(True)  # labelers arrive frozen
+            step_pruner(model, cfg, ratios[step], reference, dataset.resolution).step()
             model.arch = arch_of(model)
             model.train()
             fit(model, train, dataset, recipe, dev)  # parameters were replaced: fresh optimizer
@@ -142,29 +177,17 @@ def prune_chain(
     return members
 
 
-def _remaining(ratios: list[float], done: int) -> list[float]:
-    """Ratios for the steps after `done`, relative to the member the pruner starts from."""
-    if done == 0:
-        return ratios
-    kept = 1.0 - ratios[done - 1]
-    return [1.0 - (1.0 - r) / kept for r in ratios[done:]]
-
-
-def _resume(out_dir: Path, cfg: PruneConfig, teacher: nn.Module, ratios, members) -> tuple[nn.Module, int]:
-    """Reload the members a previous run with the same config finished; continue from the last."""
-    model, done = copy.deepcopy(teacher), 0
-    for step in range(1, len(ratios) + 1):
+def _finished_members(out_dir: Path, cfg: PruneConfig, steps: int) -> list[ChainMember]:
+    """The members a previous run with the same config saved, in order (a chain continues from them)."""
+    members = []
+    for step in range(1, steps + 1):
         path = out_dir / f"step-{step:02d}"
         if not is_checkpoint(path) or read_checkpoint_meta(path).get("config") != _json_config(cfg):
             break
-        model, meta = load_checkpoint(path)
-        m = meta["member"]
+        m = read_checkpoint_meta(path)["member"]
         members.append(ChainMember(m["step"], m["params"], m["gflops"], m["top1"], m["arch"], path))
-        done = step
-    return model, done
+    return members
 
 
 def _json_config(cfg: PruneConfig) -> dict:
-    import json
-
     return json.loads(json.dumps(asdict(cfg)))  # tuples become lists, as read back from JSON

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..data.images import ImageSet, load_split, normalize
+from ..data.images import ImageSet, load_split, normalize, training_split
 from ..data.registry import Dataset
 from ..errors import FlashDDError
 from ..exporters import export_labeler
@@ -36,6 +36,11 @@ class TeacherRecipe:
     warmup_epochs: float = 1.0
     width_scale: float = 1.0  # 1.0 = ResNet-18; smaller only for quick CPU runs
     seed: int = 0
+    stem: str | None = None  # "cifar" (3x3/1) or "imagenet" (7x7/2 + pool); None: the dataset's default
+    holdout_per_class: int = 0  # training images per class kept out for accuracy-reading choices
+
+    def stem_for(self, dataset: Dataset) -> str:
+        return self.stem or dataset.spec.stem
 
     def lr_at(self, step: int, steps_per_epoch: int) -> float:
         warm = self.warmup_epochs * steps_per_epoch
@@ -77,11 +82,11 @@ def train_teacher(
     the trajectory checkpoints asked for (early, weak teachers for HeLIO and LADD).
     """
     out_dir, dev = Path(out_dir), pick_device(device)
-    train = train if train is not None else load_split(dataset, dataset.spec.train_split)
+    train = train if train is not None else training_split(dataset, recipe.holdout_per_class)[0]
     val = val if val is not None else load_split(dataset, dataset.val_split())
     mean, std = dataset.spec.mean, dataset.spec.std
     seed_everything(recipe.seed)
-    model = prepare_model(build_model(resnet18_arch(dataset.num_classes, dataset.spec.stem, recipe.width_scale)), dev)
+    model = prepare_model(build_model(resnet18_arch(dataset.num_classes, recipe.stem_for(dataset), recipe.width_scale)), dev)
     optimizer = _sgd(model, recipe)
     start_epoch, seconds = _resume(out_dir / "last", recipe, model, optimizer, dev)
     images, labels = train.images.to(dev), train.labels.to(dev)
@@ -89,6 +94,9 @@ def train_teacher(
     saved = {e: out_dir / "checkpoints" / f"epoch-{e:04d}" for e in checkpoint_epochs if e <= start_epoch}
     with progress(not show_progress) as bar:
         task = bar.add_task(f"teacher {dataset.name}", total=recipe.epochs, completed=start_epoch, status="")
+        if start_epoch:  # state is saved at epoch ends, with each epoch's own RNG stream: exact
+            bar.console.print(f"resuming {out_dir} after epoch {start_epoch} (an interrupted epoch restarts from "
+                              "its beginning; the weights equal an uninterrupted run's)")
         for epoch in range(start_epoch, recipe.epochs):
             t0 = time.perf_counter()
             loss = _train_epoch(model, optimizer, images, labels, recipe, epoch, steps, dataset, dev)
