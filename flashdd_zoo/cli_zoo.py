@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import click
@@ -175,8 +176,9 @@ def _record(name: str, metrics: dict) -> None:
 
 
 @click.command("build")
-@click.option("--preset", type=click.Choice(["smoke", "paper"]), default="smoke", show_default=True,
-              help="smoke: a real but tiny CPU run (default dataset: the embedded digits); "
+@click.option("--preset", type=click.Choice(["smoke", "cpu", "paper"]), default="smoke", show_default=True,
+              help="smoke: a real but tiny CPU run (default dataset: the embedded digits); cpu: 32-px sets on a "
+                   "laptop CPU (ImageNet-stem ResNet-18, held-out selection, the whole curve); "
                    "paper: the papers' hyper-parameters (300-epoch students, 3 seeds).")
 @click.option("--dataset", "dataset_name", default=None,
               help="Registry name or folder:PATH (default for smoke: digits, which ships with scikit-learn).")
@@ -204,6 +206,11 @@ def _record(name: str, metrics: dict) -> None:
 @click.option("--val-per-class", type=int, default=None,
               help="Real validation images per class for every top-1 (default: the preset's).")
 @click.option("--verify-candidates", is_flag=True, help="Run the full downstream evaluation of every candidate.")
+@click.option("--curve/--no-curve", default=None,
+              help="Prune to the last step and evaluate students of every member: curve.png and a table "
+                   "(default: the preset's; on for cpu).")
+@stem_option
+@holdout_option
 @click.option("--nproc", default=1, show_default=True,
               help="GPUs for evaluations and distillation (runs them under torchrun).")
 @device_option
@@ -213,7 +220,7 @@ def _record(name: str, metrics: dict) -> None:
 @friendly_errors(resumable=True)
 def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled, epochs, seeds, teacher_epochs,
               finetune_epochs, param_fractions, window, gamma, mipc, finetune_per_class, val_per_class,
-              verify_candidates, nproc, device, record, record_tau):
+              verify_candidates, curve, stem, holdout_per_class, nproc, device, record, record_tau):
     """Build a capacity-matched pruned labeler (Flash-DD Algorithm 1) end to end.
 
     Teacher (given or trained) -> D_S (given or RDED) -> tau(D_S) -> pruning chain with
@@ -230,6 +237,8 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
         dataset_name = "digits"
     dataset = resolve_dataset(dataset_name, data_root)
     cfg = preset_config(preset, dataset_name, ipc, out_dir, dataset.resolution)
+    cfg = with_overrides(
+        cfg, curve=curve, holdout_per_class=holdout_per_class, teacher_stem=stem, protocol_student_stem=stem)
     cfg = with_overrides(
         cfg, data_root=str(data_root) if data_root else None, teacher=str(teacher) if teacher else None,
         distilled=str(distilled) if distilled else None, seeds=number_list(seeds, int, "--seeds") if seeds else None,
@@ -256,7 +265,19 @@ def capacity_metrics(report: dict) -> dict:
             "param_ratio": config["params"] / teacher["params"], "labeler_bytes": config["weights_bytes"],
             "labeler_gflops": config["gflops"], "student_top1_mean": report["student"]["top1_mean"],
             "student_top1_std": report["student"]["top1_std"], "seeds": len(report["student"]["top1s"]),
-            "build_seconds": report["build_seconds"]}
+            "build_seconds": report["build_seconds"], **_curve_metrics(report)}
+
+
+def _curve_metrics(report: dict) -> dict:
+    """Curve builds add the best point, the regret and the labelers' time per student run."""
+    if "curve" not in report:
+        return {}
+    curve = report["curve"]
+    best = next(p for p in curve["points"] if p["step"] == curve["best_step"])
+    return {"best_member_param_ratio": best["param_ratio"], "best_member_top1_mean": best["top1_mean"],
+            "selection_regret": curve["selection_regret"],
+            "label_seconds_teacher": statistics.fmean(report["tau"]["label_seconds"]),
+            "label_seconds_labeler": statistics.fmean(report["student"]["label_seconds"])}
 
 
 def _print_build_summary(report: dict) -> None:

@@ -114,7 +114,8 @@ returns logits; `soft_labels` returns `softmax(logits / T)` (default T = {config
 | full teacher top-1 | {_acc(m.get('full_teacher_top1'))} |
 
 Students are randomly initialised and trained on the distilled set with this labeler's soft labels
-on every augmented batch, then scored on the real validation split{_epochs(m)}.
+on every augmented batch, then scored on the real {lin.get('val_split', 'validation')} split{_epochs(m)}. Every
+accuracy above is on that split. The capacity selection read its accuracies from {lin.get('selection_split', 'the same split')}.
 
 ## Lineage
 

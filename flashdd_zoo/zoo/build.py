@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..data.images import ImageSet, load_split
+from ..data.images import ImageSet, load_split, training_split
 from ..data.registry import Dataset, resolve_dataset
 from ..errors import FlashDDError
 from ..exporters import export_labeler
@@ -27,7 +27,7 @@ from .distilled import distilled_sha256, images_per_class, load_distilled, read_
 from .evaluate import evaluate, train_student
 from .presets import BuildConfig, check_config
 from .prune import prune_chain
-from .report import write_report
+from .report import capacity_curve, write_report
 from .runtime import pick_device, top1_accuracy
 from .stages import StageCache
 from .teacher_training import train_teacher
@@ -40,9 +40,18 @@ class BuildContext:
     dataset: Dataset
     work: Path
     stages: StageCache
-    val: ImageSet
+    val: ImageSet  # the dataset's validation / test split: every reported number
+    holdout: ImageSet | None = None  # held out of the training split: every accuracy a choice reads
     train: ImageSet | None = None
     distilled_images: dict[str, ImageSet] = dataclasses.field(default_factory=dict)
+
+    @property
+    def choice_set(self) -> ImageSet:
+        """Where Algorithm 1 reads accuracies: the held-out slice, else (as the papers) the val split."""
+        return self.holdout if self.holdout is not None else self.val
+
+    def extra_sets(self) -> dict[str, ImageSet]:
+        return {HOLDOUT: self.holdout} if self.holdout is not None else {}
 
     def distilled(self, d_s: dict) -> ImageSet:
         """D_S decoded once per build (keyed by its hash), shared by every evaluation stage."""
@@ -52,8 +61,8 @@ class BuildContext:
 
     def train_set(self) -> ImageSet:
         if self.train is None:
-            self.train = load_split(self.dataset, self.dataset.spec.train_split,
-                                    max_per_class=self.cfg.finetune_per_class, seed=0)
+            self.train, self.holdout = training_split(self.dataset, self.cfg.holdout_per_class or 0,
+                                                      self.cfg.finetune_per_class)
         return self.train
 
 
@@ -65,30 +74,39 @@ def build(cfg: BuildConfig) -> dict:
     work = Path(cfg.out) / "work"
     val = load_split(dataset, dataset.val_split(), max_per_class=cfg.val_per_class, seed=0)
     ctx = BuildContext(cfg, dataset, work, StageCache(work), val)
+    if cfg.holdout_per_class:
+        ctx.train_set()  # splits off the held-out slice
     teacher = _teacher_stage(ctx)
     d_s = _distilled_stage(ctx, teacher)
     tau = _tau_stage(ctx, teacher, d_s)
-    chain = _chain_stage(ctx, teacher, tau)
-    dis = {i: _dis_stage(ctx, m, d_s) for i, m in enumerate(chain) if m["top1"] > tau["top1_mean"]}
-    sel = select_capacity([m["params"] for m in chain], [m["top1"] for m in chain],
-                          {i: d["dis_mean"] for i, d in dis.items()}, teacher["top1"], tau["top1_mean"], cfg.selection)
-    verified = {i: _student_stage(ctx, chain[i]["path"], d_s, f"verify/step-{chain[i]['step']:02d}")
-                for i in (sel.candidates if cfg.verify_candidates else [])}
+    tau_choice = _on_choice_set(tau)
+    chain = _chain_stage(ctx, teacher, tau_choice)
+    # Algorithm 1 sees the chain up to its first member at or below tau, whether or not a curve
+    # pruned further: the curve shows what the selection would pick, it never changes it
+    seen = chain[: next((i + 1 for i, m in enumerate(chain) if m["top1"] <= tau_choice), len(chain))]
+    dis = {i: _dis_stage(ctx, m, d_s) for i, m in enumerate(seen) if m["top1"] > tau_choice}
+    sel = select_capacity([m["params"] for m in seen], [m["top1"] for m in seen],
+                          {i: d["dis_mean"] for i, d in dis.items()}, teacher["choice_top1"], tau_choice, cfg.selection)
+    evaluated = sel.candidates if cfg.verify_candidates else []
+    evaluated = range(len(chain)) if cfg.curve else evaluated
+    verified = {i: _student_stage(ctx, chain[i]["path"], d_s, _student_stage_name(chain[i])) for i in evaluated}
     if sel.chosen is None:
         chosen_path, chosen = teacher["labeler_dir"], None
         student = tau
     else:
         chosen = chain[sel.chosen]
         chosen_path = chosen["path"]
-        student = verified.get(sel.chosen) or _student_stage(ctx, chosen_path, d_s, f"student/step-{chosen['step']:02d}")
+        student = verified.get(sel.chosen) or _student_stage(ctx, chosen_path, d_s, _student_stage_name(chosen))
     report = {
         "dataset": dataset.name, "ipc": d_s["ipc"], "preset": cfg.preset, "teacher": teacher, "distilled": d_s,
-        "tau": tau, "chain": chain, "dis": {str(k): v for k, v in dis.items()},
+        "splits": _splits(ctx), "tau": tau, "chain": chain, "dis": {str(k): v for k, v in dis.items()},
         "selection": dataclasses.asdict(sel), "student": student,
         "verified": {str(k): v for k, v in verified.items()},
         "stages": {"ran": ctx.stages.ran, "reused": ctx.stages.reused},
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
     }
+    if cfg.curve:
+        report["curve"] = capacity_curve(report)
     plots = write_report(Path(cfg.out), report)
     report["labeler_dir"] = str(_export_stage(ctx, report, chosen_path, chosen, plots))
     # a build cut into several runs (resumed) costs this run plus the stages earlier runs finished
@@ -103,21 +121,31 @@ def build(cfg: BuildConfig) -> dict:
 def _teacher_stage(ctx: BuildContext) -> dict:
     cfg, ds = ctx.cfg, ctx.dataset
     if cfg.teacher is None:
-        key = {"train": dataclasses.asdict(cfg.teacher_recipe), "dataset": ds.name}
+        recipe = dataclasses.replace(cfg.teacher_recipe, holdout_per_class=cfg.holdout_per_class or 0)
+        key = {"train": dataclasses.asdict(recipe), "dataset": ds.name, "val_per_class": cfg.val_per_class}
         run = ctx.work / "teacher-run"
 
         def train() -> dict:
-            result = train_teacher(ds, run, cfg.teacher_recipe, device=cfg.device, val=ctx.val)
-            return _teacher_info(result.labeler_dir, result.top1, "trained by flashdd-zoo")
+            result = train_teacher(ds, run, recipe, device=cfg.device, val=ctx.val)
+            model = load_teacher(result.labeler_dir, ds.num_classes).model
+            return _teacher_info(result.labeler_dir, result.top1, _choice_top1(ctx, model, result.top1),
+                                 "trained by flashdd-zoo")
         return ctx.stages.run("teacher", key, train, lambda r: Path(r["labeler_dir"]).is_dir())
     source = Path(cfg.teacher)
-    key = {"source": str(source.resolve()), "sha256": _source_sha(source), "dataset": ds.name}
+    key = {"source": str(source.resolve()), "sha256": _source_sha(source), "dataset": ds.name,
+           "holdout_per_class": cfg.holdout_per_class, "val_per_class": cfg.val_per_class}
 
     def adopt() -> dict:
         teacher = load_teacher(source, ds.num_classes)
         if teacher.model.arch["name"] == "ensemble":
             raise FlashDDError(f"--teacher {source} is an ensemble; the build prunes one ResNet teacher. Give its "
                                "strongest member instead (the ensemble can label students via `flashdd-zoo evaluate`).")
+        if cfg.holdout_per_class and teacher.holdout_per_class != cfg.holdout_per_class:
+            raise FlashDDError(
+                f"--teacher {source} was trained with {teacher.holdout_per_class or 'no'} held-out images per class, "
+                f"but this build holds out {cfg.holdout_per_class} to choose the labeler without the test split: the "
+                f"teacher has seen them. Train it with `flashdd-zoo train-teacher --holdout-per-class "
+                f"{cfg.holdout_per_class}`, or build with --holdout-per-class {teacher.holdout_per_class or 0}.")
         dev = pick_device(cfg.device)
         top1 = top1_accuracy(teacher.model.to(dev), ctx.val, ds.spec.mean, ds.spec.std, dev)
         folder = export_labeler(
@@ -125,13 +153,21 @@ def _teacher_stage(ctx: BuildContext) -> dict:
             class_names=ds.class_names, resolution=ds.resolution, mean=ds.spec.mean, std=ds.spec.std,
             sample_images=ctx.val.spread(32), lineage={"dataset": ds.name, "teacher": teacher.source},
             metrics={"teacher_top1": top1, "full_teacher_top1": top1})
-        return _teacher_info(folder, top1, teacher.source)
+        return _teacher_info(folder, top1, _choice_top1(ctx, teacher.model, top1), teacher.source)
     return ctx.stages.run("teacher", key, adopt, lambda r: Path(r["labeler_dir"]).is_dir())
 
 
-def _teacher_info(folder: Path, top1: float, source: str) -> dict:
+def _choice_top1(ctx: BuildContext, model, val_top1: float) -> float:
+    """The teacher's top-1 where Algorithm 1 reads accuracies (the held-out slice, if any)."""
+    if ctx.holdout is None:
+        return val_top1
+    dev = pick_device(ctx.cfg.device)
+    return top1_accuracy(model.to(dev), ctx.holdout, ctx.dataset.spec.mean, ctx.dataset.spec.std, dev)
+
+
+def _teacher_info(folder: Path, top1: float, choice_top1: float, source: str) -> dict:
     config = json.loads((Path(folder) / "config.json").read_text())
-    return {"labeler_dir": str(folder), "top1": top1, "source": source,
+    return {"labeler_dir": str(folder), "top1": top1, "choice_top1": choice_top1, "source": source,
             "sha256": sha256_file(Path(folder) / WEIGHTS), "params": config["metrics"]["params"],
             "weights_bytes": config["metrics"]["weights_bytes"], "gflops": config["metrics"]["gflops"]}
 
@@ -154,7 +190,8 @@ def _distilled_stage(ctx: BuildContext, teacher: dict) -> dict:
     # real images are drawn from the in-memory train set when the build holds all of it, else per
     # class from disk (another random draw): the key says which
     from_memory = cfg.nproc == 1 and cfg.finetune_per_class is None
-    key = {"teacher": teacher["sha256"], "rded": dataclasses.asdict(cfg.rded), "ipc": cfg.ipc, "from_memory": from_memory}
+    key = {"teacher": teacher["sha256"], "rded": dataclasses.asdict(cfg.rded), "ipc": cfg.ipc, "from_memory": from_memory,
+           "holdout_per_class": cfg.holdout_per_class}
 
     def distil() -> dict:
         if cfg.nproc > 1:
@@ -179,7 +216,8 @@ def _student_stage(ctx: BuildContext, labeler_path: str, d_s: dict, name: str) -
     """Full downstream evaluation (all seeds) of one soft-label source on D_S."""
     cfg, ds = ctx.cfg, ctx.dataset
     key = {"labeler": _source_sha(Path(labeler_path)), "distilled": d_s["sha256"],
-           "protocol": dataclasses.asdict(cfg.protocol), "seeds": cfg.seeds, "val_per_class": cfg.val_per_class}
+           "protocol": dataclasses.asdict(cfg.protocol), "seeds": cfg.seeds, "val_per_class": cfg.val_per_class,
+           "holdout_per_class": cfg.holdout_per_class}
 
     def run() -> dict:
         if cfg.nproc > 1:
@@ -195,21 +233,35 @@ def _student_stage(ctx: BuildContext, labeler_path: str, d_s: dict, name: str) -
                     "label_seconds": [r["label_seconds"] for r in doc["runs"]]}
         data = ctx.distilled(d_s)
         label_fn = load_teacher(labeler_path, ds.num_classes).model.to(pick_device(cfg.device)).eval()
-        result = evaluate(data, label_fn, ds, ctx.val, cfg.protocol, cfg.seeds, cfg.device)
+        result = evaluate(data, label_fn, ds, ctx.val, cfg.protocol, cfg.seeds, cfg.device, extra_sets=ctx.extra_sets())
         return {"top1_mean": result.top1_mean, "top1_std": result.top1_std, "top1s": result.top1s,
+                **{name: result.extra(name) for name in ctx.extra_sets()},
                 "seconds": [r.seconds for r in result.runs], "label_seconds": [r.label_seconds for r in result.runs]}
     return ctx.stages.run(name, key, run)
 
 
-def _chain_stage(ctx: BuildContext, teacher: dict, tau: dict) -> list[dict]:
+def _on_choice_set(evaluation: dict) -> float:
+    """A student evaluation's mean top-1 where Algorithm 1 reads accuracies."""
+    return evaluation[HOLDOUT]["top1_mean"] if HOLDOUT in evaluation else evaluation["top1_mean"]
+
+
+def _student_stage_name(member: dict) -> str:
+    return f"student/step-{member['step']:02d}"
+
+
+def _chain_stage(ctx: BuildContext, teacher: dict, tau: float) -> list[dict]:
+    """The pruning chain; it stops at the first member at or below tau, except for a curve (it
+    goes to the last step, and then does not depend on tau or D_S at all)."""
     cfg, ds = ctx.cfg, ctx.dataset
-    key = {"teacher": teacher["sha256"], "prune": dataclasses.asdict(cfg.prune), "tau": tau["top1_mean"],
-           "finetune_per_class": cfg.finetune_per_class, "val_per_class": cfg.val_per_class}
+    stop_below = None if cfg.curve else tau
+    inputs = {"teacher": teacher["sha256"], "finetune_per_class": cfg.finetune_per_class,
+              "val_per_class": cfg.val_per_class, "holdout_per_class": cfg.holdout_per_class}
+    key = {**inputs, "prune": dataclasses.asdict(cfg.prune), "stop_below": stop_below}
 
     def run() -> dict:
         model = load_teacher(teacher["labeler_dir"], ds.num_classes).model
-        members = prune_chain(model, ds, ctx.train_set(), ctx.val, cfg.prune, ctx.work / "chain",
-                              stop_below=tau["top1_mean"], device=cfg.device)
+        members = prune_chain(model, ds, ctx.train_set(), ctx.choice_set, cfg.prune, ctx.work / "chain",
+                              stop_below=stop_below, device=cfg.device, inputs=inputs)
         return {"members": [m.to_json() for m in members]}
     result = ctx.stages.run("chain", key, run, lambda r: all(Path(m["path"]).is_dir() for m in r["members"]))
     return result["members"]
@@ -260,6 +312,7 @@ def _export_stage(ctx: BuildContext, report: dict, chosen_path: str, chosen: dic
         model, Path(ctx.cfg.out) / name, name=name, kind=kind, class_names=ds.class_names,
         resolution=ds.resolution, mean=ds.spec.mean, std=ds.spec.std, sample_images=ctx.val.spread(32),
         lineage={"dataset": ds.name, "ipc": report["ipc"], "val_split": ds.val_split(),
+                 "selection_split": report["splits"]["selection"],
                  "distilled": f"{report['distilled']['method']} ({Path(report['distilled']['path']).name})",
                  "distilled_sha256": report["distilled"]["sha256"], "teacher": teacher["source"],
                  "preset": ctx.cfg.preset, "chain_step": chosen["step"] if chosen else 0},
@@ -268,6 +321,16 @@ def _export_stage(ctx: BuildContext, report: dict, chosen_path: str, chosen: dic
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+HOLDOUT = "holdout"
+
+
+def _splits(ctx: BuildContext) -> dict:
+    """Which images every number comes from (said in the report and on the card)."""
+    reported = ctx.dataset.val_split()
+    selection = (f"{ctx.cfg.holdout_per_class} training images per class held out of teacher training, fine-tunes "
+                 f"and RDED's pool" if ctx.holdout is not None else f"the {reported} split (as the papers do)")
+    return {"reported": reported, "selection": selection}
 
 def _source_sha(path: Path) -> str:
     """Content hash of a teacher source: its weights file (labeler or checkpoint) or .pth."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
@@ -43,6 +43,7 @@ class EvalProtocol:
     factor: int | None = None  # ShufflePatches strips / RRC min scale 1/factor; None: by resolution
     schedule: str = "rded"  # "rded": lr * (1 + cos(pi t / 2T)) / 2 as RDED's code; "cosine": to 0
     student: str = "resnet18"
+    student_stem: str | None = None  # None: the dataset's default stem
 
     def lr_at(self, epoch: float) -> float:
         if self.schedule == "rded":
@@ -57,6 +58,7 @@ class StudentRun:
     losses: list[float]
     seconds: float
     label_seconds: float  # time inside the labeler: Flash-DD's "extra time for soft labels"
+    extra_top1: dict[str, float] = field(default_factory=dict)  # top-1 on further sets (e.g. the held-out slice)
 
 
 @dataclass
@@ -75,6 +77,12 @@ class EvalResult:
     @property
     def top1_std(self) -> float:
         return statistics.stdev(self.top1s) if len(self.top1s) > 1 else 0.0
+
+    def extra(self, name: str) -> dict:
+        """Mean, std and per-seed top-1 on one of the further evaluation sets."""
+        values = [r.extra_top1[name] for r in self.runs]
+        return {"top1_mean": statistics.fmean(values), "top1_std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "top1s": values}
 
     def to_json(self) -> dict:
         return {"protocol": asdict(self.protocol), "top1_mean": self.top1_mean if self.top1s else None,
@@ -110,12 +118,15 @@ def train_student(
     stop_after: int | None = None,
     device: str | None = None,
     show_progress: bool = False,
+    extra_sets: dict[str, ImageSet] | None = None,
 ) -> StudentRun:
-    """Train one student; `stop_after` ends early (schedule unchanged) for Dis(theta) windows."""
+    """Train one student; `stop_after` ends early (schedule unchanged) for Dis(theta) windows.
+    Top-1 on `val`, and on each of `extra_sets`."""
     dev = pick_device(device)
     rank, size = world()
     seed_everything(seed)
-    student = prepare_model(build_student(protocol.student, dataset.num_classes, dataset.spec.stem), dev)
+    stem = protocol.student_stem or dataset.spec.stem
+    student = prepare_model(build_student(protocol.student, dataset.num_classes, stem), dev)
     model = nn.parallel.DistributedDataParallel(student) if size > 1 else student
     opt = torch.optim.AdamW(param_groups(student, protocol.weight_decay), lr=protocol.lr, betas=(0.9, 0.999))
     images, labels = distilled.images.to(dev), distilled.labels.to(dev)
@@ -154,7 +165,8 @@ def train_student(
             losses.append(float(total) / steps)
             bar.update(task, advance=1, status=f"loss {losses[-1]:.4f}")
     top1 = top1_accuracy(student, val, mean, std, dev) if val is not None else None
-    return StudentRun(seed, top1, losses, time.perf_counter() - t0, timer.seconds)
+    extra = {name: top1_accuracy(student, s, mean, std, dev) for name, s in (extra_sets or {}).items()}
+    return StudentRun(seed, top1, losses, time.perf_counter() - t0, timer.seconds, extra)
 
 
 def evaluate(
@@ -166,8 +178,10 @@ def evaluate(
     seeds: tuple[int, ...] = (0, 1, 2),
     device: str | None = None,
     show_progress: bool = True,
+    extra_sets: dict[str, ImageSet] | None = None,
 ) -> EvalResult:
-    """Train one student per seed and report top-1 mean and std on the real validation split."""
+    """Train one student per seed and report top-1 mean and std on the real validation split
+    (and on each of `extra_sets`)."""
     runs = [train_student(distilled, label_fn, dataset, protocol, s, val, device=device,
-                          show_progress=show_progress) for s in seeds]
+                          show_progress=show_progress, extra_sets=extra_sets) for s in seeds]
     return EvalResult(runs, protocol)

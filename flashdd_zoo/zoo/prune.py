@@ -139,10 +139,12 @@ def prune_chain(
     stop_below: float | None = None,
     device: str | None = None,
     show_progress: bool = True,
+    inputs: dict | None = None,
 ) -> list[ChainMember]:
     """Prune step by step, fine-tuning after each step, saving every member as a checkpoint
     (architecture widths + safetensors) in out_dir/step-XX. Stops after the first member whose
-    top-1 is at or below `stop_below` (tau(D_S)). Finished members are reused on a rerun."""
+    top-1 is at or below `stop_below` (tau(D_S)). Finished members are reused on a rerun with the
+    same config and `inputs` (JSON naming the teacher and data; any change starts a new chain)."""
     if not isinstance(teacher, ResNet):
         raise FlashDDError(f"the pruning chain starts from one ResNet teacher, got {type(teacher).__name__}; "
                            "give an ensemble's strongest member as --teacher (an ensemble can still label "
@@ -154,7 +156,8 @@ def prune_chain(
                            lr=cfg.finetune_lr, weight_decay=cfg.finetune_weight_decay,
                            warmup_epochs=0.0, seed=cfg.seed)
     reference = PruningReference.of(teacher, cfg, dataset.resolution)
-    members = _finished_members(out_dir, cfg, len(ratios))
+    made_from = {"config": _json_config(cfg), "inputs": json.loads(json.dumps(inputs or {}))}
+    members = _finished_members(out_dir, made_from, len(ratios))
     with progress(not show_progress) as bar:
         task = bar.add_task("pruning chain", total=len(ratios), completed=len(members), status="")
         for step in range(len(members), len(ratios)):
@@ -171,20 +174,24 @@ def prune_chain(
             member = ChainMember(step + 1, count_params(model), gflops_per_image(model, dataset.resolution),
                                  top1, model.arch)
             member.path = save_checkpoint(out_dir / f"step-{step + 1:02d}", model,
-                                          {"config": asdict(cfg), "member": member.to_json()})
+                                          {**made_from, "member": member.to_json()})
             members.append(member)
             bar.update(task, advance=1, status=f"{member.params:,} params, top-1 {top1:.1f}%")
     return members
 
 
-def _finished_members(out_dir: Path, cfg: PruneConfig, steps: int) -> list[ChainMember]:
-    """The members a previous run with the same config saved, in order (a chain continues from them)."""
+def _finished_members(out_dir: Path, made_from: dict, steps: int) -> list[ChainMember]:
+    """The members a previous run from the same config and inputs saved, in order (a chain
+    continues from them)."""
     members = []
     for step in range(1, steps + 1):
         path = out_dir / f"step-{step:02d}"
-        if not is_checkpoint(path) or read_checkpoint_meta(path).get("config") != _json_config(cfg):
+        if not is_checkpoint(path):
             break
-        m = read_checkpoint_meta(path)["member"]
+        meta = read_checkpoint_meta(path)
+        if {k: meta.get(k) for k in made_from} != made_from:
+            break
+        m = meta["member"]
         members.append(ChainMember(m["step"], m["params"], m["gflops"], m["top1"], m["arch"], path))
     return members
 

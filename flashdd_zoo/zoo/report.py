@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from pathlib import Path
 
 import matplotlib
@@ -12,11 +13,36 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def capacity_curve(r: dict) -> dict:
+    """Flash-DD Fig. 2 measured: the full teacher and every chain member with its students' top-1
+    (reported split, mean/std over seeds), the selected and the best point, and the regret."""
+    t, sel = r["teacher"], r["selection"]
+    points = [_point(0, t["params"], t["params"], r["tau"])]
+    for i, m in enumerate(r["chain"]):
+        points.append(_point(m["step"], m["params"], t["params"], r["verified"][str(i)]))
+    chosen = 0 if sel["chosen"] is None else r["chain"][sel["chosen"]]["step"]
+    best = max(points, key=lambda p: p["top1_mean"])
+    selected = next(p for p in points if p["step"] == chosen)
+    return {"points": points, "selected_step": chosen, "best_step": best["step"],
+            "selection_regret": best["top1_mean"] - selected["top1_mean"]}
+
+
+def _point(step: int, params: int, teacher_params: int, evaluation: dict) -> dict:
+    point = {"step": step, "params": params, "param_ratio": params / teacher_params,
+             "top1_mean": evaluation["top1_mean"], "top1_std": evaluation["top1_std"], "top1s": evaluation["top1s"],
+             "label_seconds": evaluation.get("label_seconds")}
+    if "holdout" in evaluation:
+        point["holdout_top1_mean"] = evaluation["holdout"]["top1_mean"]
+    return point
+
+
 def write_report(out: Path, report: dict) -> dict[str, Path]:
     """Write build-report.json/.md and plots/*.png under `out`; return the plot paths."""
     out.mkdir(parents=True, exist_ok=True)
     plots = {"capacity": _plot_capacity(out / "plots" / "capacity.png", report),
              "dis": _plot_dis(out / "plots" / "dis.png", report)}
+    if "curve" in report:
+        plots["curve"] = _plot_curve(out / "plots" / "curve.png", report)
     _atomic_write(out / "build-report.json", json.dumps(report, indent=2, default=str) + "\n")
     _atomic_write(out / "build-report.md", render_markdown(report))
     return plots
@@ -31,8 +57,12 @@ def _atomic_write(path: Path, text: str) -> None:
 def render_markdown(r: dict) -> str:
     t, tau, sel = r["teacher"], r["tau"], r["selection"]
     chosen = sel["chosen"]
+    splits = r.get("splits", {})
     lines = [
         f"# Build report: {r['dataset']} IPC {r['ipc']} ({r['preset']} preset)", "",
+        f"Reported numbers (tau, student and teacher top-1) are on the real {splits.get('reported', 'val')} split. "
+        f"Algorithm 1's accuracies (phases, Acc > tau, gamma * Acc, the \"labeler top-1\" column) come from "
+        f"{splits.get('selection', 'the same split')}.", "",
         f"- full teacher: {t['params']:,} parameters, {t['weights_bytes']:,} bytes, top-1 {t['top1']:.2f}% ({t['source']})",
         f"- distilled set: {r['distilled']['method']} at {r['distilled']['path']} (sha256 {r['distilled']['sha256'][:12]}…)",
         f"- tau(D_S) = {tau['top1_mean']:.2f} ± {tau['top1_std']:.2f} (student top-1 with the full teacher)",
@@ -50,14 +80,58 @@ def render_markdown(r: dict) -> str:
         ver = r["verified"].get(str(i)) or (r["student"] if i == chosen else None)
         score = sel["scores"].get(str(i), sel["scores"].get(i))
         mark = " **selected**" if i == chosen else ""
+        phase = sel["phase"][i] if i < len(sel["phase"]) else "past stop"  # pruned further for the curve only
         lines.append(
             f"| {m['step']}{mark} | {m['params']:,} | {100 * m['params'] / t['params']:.2f}% | {m['gflops']:.4f} | "
-            f"{m['top1']:.2f}% | {sel['phase'][i]} | {_f(dis and dis['dis_mean'], '.4f')} | {_f(score, '.4f')} | "
+            f"{m['top1']:.2f}% | {phase} | {_f(dis and dis['dis_mean'], '.4f')} | {_f(score, '.4f')} | "
             f"{_f(ver and ver['top1_mean'], '.2f')} |")
-    lines += ["", "Phase 1: top-1 holds at the full teacher's; phase 2: above tau(D_S); 0: below tau.",
+    if "curve" in r:
+        lines += _curve_lines(r)
+    lines += ["", "Phase 1: top-1 holds at the full teacher's; phase 2: above tau(D_S); 0: below tau (the chain stops "
+              "there; members past the stop exist only for the curve and are never selected).",
               "", "![capacity](plots/capacity.png)", "", "![Dis](plots/dis.png)", "",
               f"Stages run: {', '.join(r['stages']['ran']) or 'none'}; reused: {', '.join(r['stages']['reused']) or 'none'}.", ""]
     return "\n".join(lines)
+
+
+def _curve_lines(r: dict) -> list[str]:
+    c = r["curve"]
+    lines = ["", f"## Curve: every member taught students ({len(c['points'][0]['top1s'])} seeds)", "",
+             "| step | params | % of teacher | student top-1 (mean ± std) | on held-out slice | label s / run |",
+             "|---|---|---|---|---|---|"]
+    for p in c["points"]:
+        marks = [m for m, s in (("selected", c["selected_step"]), ("best", c["best_step"])) if p["step"] == s]
+        label = statistics.fmean(p["label_seconds"]) if p.get("label_seconds") else None
+        lines.append(f"| {'teacher' if p['step'] == 0 else p['step']}{' **' + ', '.join(marks) + '**' if marks else ''} | "
+                     f"{p['params']:,} | {100 * p['param_ratio']:.2f}% | {p['top1_mean']:.2f} ± {p['top1_std']:.2f} | "
+                     f"{_f(p.get('holdout_top1_mean'), '.2f')} | {_f(label, '.1f')} |")
+    lines += ["", f"Selection regret (best point's mean minus the selected one's): {c['selection_regret']:.2f} points.",
+              "", "![curve](plots/curve.png)"]
+    return lines
+
+
+def _plot_curve(path: Path, r: dict) -> Path:
+    """Student top-1 against labeler size (log), seeds' std as error bars, tau as a band."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    c, tau = r["curve"], r["tau"]
+    pts = sorted(c["points"], key=lambda p: p["params"])
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.axhspan(tau["top1_mean"] - tau["top1_std"], tau["top1_mean"] + tau["top1_std"], color="grey", alpha=0.25,
+               label="tau(D_S) ± std (full teacher)")
+    ax.errorbar([p["params"] for p in pts], [p["top1_mean"] for p in pts], yerr=[p["top1_std"] for p in pts],
+                fmt="o-", capsize=3, label="student top-1 (mean ± std over seeds)")
+    for step, style, name in ((c["best_step"], "g*", "best"), (c["selected_step"], "rD", "selected (Algorithm 1)")):
+        p = next(p for p in pts if p["step"] == step)
+        ax.plot([p["params"]], [p["top1_mean"]], style, markersize=11, alpha=0.8, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("labeler parameters")
+    ax.set_ylabel(f"student top-1 on {r.get('splits', {}).get('reported', 'val')} (%)")
+    ax.set_title(f"{r['dataset']} IPC {r['ipc']}: students vs labeler size")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _f(value, fmt: str) -> str:

@@ -18,6 +18,7 @@ class Teacher:
     model: nn.Module
     source: str
     info: dict[str, Any] = field(default_factory=dict)  # e.g. top-1, epochs, lineage
+    holdout_per_class: int | None = None  # training images per class it never saw (None: unknown)
 
 
 def load_teacher(source: str | Path, num_classes: int) -> Teacher:
@@ -30,13 +31,16 @@ def load_teacher(source: str | Path, num_classes: int) -> Teacher:
 
         labeler = load_local_labeler(path)
         _check_classes(labeler.num_classes, num_classes, path)
-        return Teacher(labeler.net, f"labeler:{labeler.config['name']}", dict(labeler.config["metrics"]))
+        recipe = labeler.config["lineage"].get("recipe") or {}
+        return Teacher(labeler.net, f"labeler:{labeler.config['name']}", dict(labeler.config["metrics"]),
+                       recipe.get("holdout_per_class"))
     from .checkpoints import is_checkpoint, load_checkpoint
 
     if is_checkpoint(path):
         model, meta = load_checkpoint(path)
         _check_classes(model.fc.out_features, num_classes, path)
-        return Teacher(model, f"checkpoint:{path.name}", meta.get("metrics", {}))
+        return Teacher(model, f"checkpoint:{path.name}", meta.get("metrics", {}),
+                       (meta.get("recipe") or {}).get("holdout_per_class"))
     raise ArtifactError(
         f"cannot load a teacher from {path}: expected a torchvision ResNet-18 .pth state dict, a "
         "flashdd-zoo training checkpoint folder, or a labeler folder."

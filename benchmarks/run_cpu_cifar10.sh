@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Issue 10 on this 2-core CPU: the Flash-DD curve on real CIFAR-10 at IPC 1, 10 and 50.
+#
+#   bash benchmarks/run_cpu_cifar10.sh teacher    # ImageNet-stem ResNet-18, 500 images/class held out
+#   bash benchmarks/run_cpu_cifar10.sh ipc10      # then ipc1, ipc50 (each: the whole curve, 3 seeds)
+#   bash benchmarks/run_cpu_cifar10.sh all
+#
+# Run one stage at a time, in the background (`nohup ... &`): every stage resumes where an
+# interruption left it (teacher epochs, build stages, chain steps), with results that do not
+# depend on the interruption. Each stage writes benchmarks/results/<name>.json when it ends;
+# commit it and re-run benchmarks/render_results.py. Data: ../shared/data/cifar10 (or
+# FLASHDD_DATA_ROOT). runs/ is git-ignored: a fresh checkout retrains the teacher first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STAGES="teacher ipc10 ipc1 ipc50"
+STAGE=${1:?usage: bash benchmarks/run_cpu_cifar10.sh all|${STAGES// /|}}
+if [ "$STAGE" = all ]; then
+    for stage in $STAGES; do bash benchmarks/run_cpu_cifar10.sh "$stage"; done
+    exit 0
+fi
+ZOO=${ZOO:-.venv/bin/flashdd-zoo}
+TEACHER=runs/cifar10-cpu-teacher
+case "$STAGE" in
+teacher)
+    $ZOO train-teacher --dataset cifar10 --out $TEACHER --epochs 30 --stem imagenet --holdout-per-class 500 \
+        --device cpu --record teacher-cifar10-cpu ;;
+ipc1|ipc10)
+    $ZOO build --preset cpu --dataset cifar10 --ipc "${STAGE#ipc}" --teacher $TEACHER/teacher \
+        --out runs/cifar10-cpu-$STAGE --device cpu --record "capacity-cifar10-$STAGE-cpu" ;;
+ipc50)
+    $ZOO build --preset cpu --dataset cifar10 --ipc 50 --seeds 0,1 --teacher $TEACHER/teacher \
+        --out runs/cifar10-cpu-ipc50 --device cpu --record capacity-cifar10-ipc50-cpu ;;
+*) echo "unknown stage $STAGE; choose all or one of: $STAGES" >&2; exit 2 ;;
+esac
