@@ -187,9 +187,10 @@ def _distilled_stage(ctx: BuildContext, teacher: dict) -> dict:
                     "method": desc.get("method", "external")}
         return ctx.stages.run("distilled", {"path": str(path.resolve()), "sha256": distilled_sha256(path)}, adopt)
     out = ctx.work / "distilled"
-    # real images are drawn from the in-memory train set when the build holds all of it, else per
-    # class from disk (another random draw): the key says which
-    from_memory = cfg.nproc == 1 and cfg.finetune_per_class is None
+    # real images are drawn from the in-memory train set when the build holds all of it (or holds
+    # images out: RDED must not draw those), else per class from disk (another random draw): the
+    # key says which
+    from_memory = cfg.nproc == 1 and (cfg.finetune_per_class is None or bool(cfg.holdout_per_class))
     key = {"teacher": teacher["sha256"], "rded": dataclasses.asdict(cfg.rded), "ipc": cfg.ipc, "from_memory": from_memory,
            "holdout_per_class": cfg.holdout_per_class}
 
