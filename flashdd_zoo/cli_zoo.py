@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -251,6 +252,9 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
     _print_build_summary(report)
     if record:
         _record(record, capacity_metrics(report))
+        curve = Path(cfg.out) / "plots" / "curve.png"
+        if curve.is_file():  # beside the result, for the README's results section
+            shutil.copyfile(curve, RESULTS_DIR / f"{record}-curve.png")
     if record_tau:
         tau = report["tau"]
         _record(record_tau, {"top1_mean": tau["top1_mean"], "top1_std": tau["top1_std"], "seeds": len(tau["top1s"])})

@@ -22,6 +22,13 @@ def test_results_md_is_up_to_date():
         "benchmarks/RESULTS.md is stale: run python benchmarks/render_results.py")
 
 
+def test_readme_real_data_block_is_up_to_date():
+    r = _renderer()
+    readme = (BENCHMARKS.parent / "README.md").read_text()
+    assert readme == r.with_block(readme, r.render_real_data(BENCHMARKS / "results")), (
+        "README.md's results block is stale: run python benchmarks/render_results.py")
+
+
 def test_every_recorded_result_has_the_required_keys():
     for path in sorted((BENCHMARKS / "results").glob("*.json")):
         doc = json.loads(path.read_text())
