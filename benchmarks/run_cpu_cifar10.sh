@@ -24,11 +24,11 @@ case "$STAGE" in
 teacher)
     $ZOO train-teacher --dataset cifar10 --out $TEACHER --epochs 30 --stem imagenet --holdout-per-class 500 \
         --device cpu --record teacher-cifar10-cpu ;;
-ipc1|ipc10)
+ipc1|ipc10)  # one pruning chain (it does not depend on the IPC in a curve build) serves every IPC
     $ZOO build --preset cpu --dataset cifar10 --ipc "${STAGE#ipc}" --teacher $TEACHER/teacher \
-        --out runs/cifar10-cpu-$STAGE --device cpu --record "capacity-cifar10-$STAGE-cpu" ;;
+        --chain-dir runs/cifar10-cpu-chain --out runs/cifar10-cpu-$STAGE --device cpu --record "capacity-cifar10-$STAGE-cpu" ;;
 ipc50)
     $ZOO build --preset cpu --dataset cifar10 --ipc 50 --seeds 0,1 --teacher $TEACHER/teacher \
-        --out runs/cifar10-cpu-ipc50 --device cpu --record capacity-cifar10-ipc50-cpu ;;
+        --chain-dir runs/cifar10-cpu-chain --out runs/cifar10-cpu-ipc50 --device cpu --record capacity-cifar10-ipc50-cpu ;;
 *) echo "unknown stage $STAGE; choose all or one of: $STAGES" >&2; exit 2 ;;
 esac

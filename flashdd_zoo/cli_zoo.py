@@ -212,6 +212,9 @@ def _record(name: str, metrics: dict) -> None:
                    "(default: the preset's; on for cpu).")
 @stem_option
 @holdout_option
+@click.option("--chain-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the pruning chain here instead of OUT/work/chain, e.g. to share one chain between builds "
+                   "of one teacher at several IPCs (members record their teacher, data and settings).")
 @click.option("--nproc", default=1, show_default=True,
               help="GPUs for evaluations and distillation (runs them under torchrun).")
 @device_option
@@ -221,7 +224,7 @@ def _record(name: str, metrics: dict) -> None:
 @friendly_errors(resumable=True)
 def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled, epochs, seeds, teacher_epochs,
               finetune_epochs, param_fractions, window, gamma, mipc, finetune_per_class, val_per_class,
-              verify_candidates, curve, stem, holdout_per_class, nproc, device, record, record_tau):
+              verify_candidates, curve, stem, holdout_per_class, chain_dir, nproc, device, record, record_tau):
     """Build a capacity-matched pruned labeler (Flash-DD Algorithm 1) end to end.
 
     Teacher (given or trained) -> D_S (given or RDED) -> tau(D_S) -> pruning chain with
@@ -239,7 +242,8 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
     dataset = resolve_dataset(dataset_name, data_root)
     cfg = preset_config(preset, dataset_name, ipc, out_dir, dataset.resolution)
     cfg = with_overrides(
-        cfg, curve=curve, holdout_per_class=holdout_per_class, teacher_stem=stem, protocol_student_stem=stem)
+        cfg, curve=curve, holdout_per_class=holdout_per_class, teacher_stem=stem, protocol_student_stem=stem,
+        chain_dir=str(chain_dir) if chain_dir else None)
     cfg = with_overrides(
         cfg, data_root=str(data_root) if data_root else None, teacher=str(teacher) if teacher else None,
         distilled=str(distilled) if distilled else None, seeds=number_list(seeds, int, "--seeds") if seeds else None,

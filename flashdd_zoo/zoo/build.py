@@ -261,7 +261,8 @@ def _chain_stage(ctx: BuildContext, teacher: dict, tau: float) -> list[dict]:
 
     def run() -> dict:
         model = load_teacher(teacher["labeler_dir"], ds.num_classes).model
-        members = prune_chain(model, ds, ctx.train_set(), ctx.choice_set, cfg.prune, ctx.work / "chain",
+        folder = Path(cfg.chain_dir) if cfg.chain_dir else ctx.work / "chain"
+        members = prune_chain(model, ds, ctx.train_set(), ctx.choice_set, cfg.prune, folder,
                               stop_below=stop_below, device=cfg.device, inputs=inputs)
         return {"members": [m.to_json() for m in members]}
     result = ctx.stages.run("chain", key, run, lambda r: all(Path(m["path"]).is_dir() for m in r["members"]))
