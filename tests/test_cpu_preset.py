@@ -68,6 +68,16 @@ def test_curve_build_reads_accuracies_off_the_held_out_slice(tmp_path, cifar10):
     teacher_net, _ = load_checkpoint(tmp_path / "out" / "work" / "teacher-run" / "last")
     assert report["teacher"]["choice_top1"] == top1_accuracy(teacher_net, holdout, mean, std, torch.device("cpu"))
     assert report["teacher"]["top1"] == top1_accuracy(teacher_net, test, mean, std, torch.device("cpu"))
+    # the selection was handed the slice's numbers in the right places: phases by hand (Flash-DD
+    # Algorithm 1: phase 1 while top-1 holds at the teacher's, then 2 while above tau, else out)
+    tau_slice, full, tolerance = report["tau"]["holdout"]["top1_mean"], report["teacher"]["choice_top1"], 1.0
+    phases, holding = [], True
+    for m in report["chain"][: len(report["selection"]["phase"])]:
+        holding = holding and m["top1"] >= full - tolerance
+        phases.append(1 if holding else (2 if m["top1"] > tau_slice else 0))
+    assert report["selection"]["phase"] == phases
+    assert len(report["selection"]["phase"]) == next(
+        (i + 1 for i, m in enumerate(report["chain"]) if m["top1"] <= tau_slice), len(report["chain"]))
     # students are scored on both: the test split reported, the slice for the choice
     for evaluation in [report["tau"], *report["verified"].values()]:
         assert len(evaluation["top1s"]) == 2 and len(evaluation["holdout"]["top1s"]) == 2
