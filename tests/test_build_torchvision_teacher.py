@@ -81,7 +81,8 @@ def test_build_with_torchvision_pth_teacher_under_torchrun(tmp_path, imagenette_
     cmd = [sys.executable, "-m", "flashdd_zoo", "build", "--dataset", ds.name, "--teacher", str(pth),
            "--ipc", str(IPC), "--nproc", str(NPROC), "--out", str(out), "--device", "cpu",
            "--epochs", "2", "--seeds", "0", "--finetune-epochs", "1", "--param-fractions", "0.5", "--window", "2",
-           "--mipc", "16", "--finetune-per-class", "20"]
+           "--mipc", "16", "--finetune-per-class", "20",
+           "--holdout-per-class", "0"]  # a torchvision teacher saw its whole training split: nothing held out
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # torchrun's ranks on CPU (gloo) even on a GPU machine
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert res.returncode == 0, (res.stdout[-3000:], res.stderr[-3000:])
