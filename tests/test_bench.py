@@ -44,8 +44,8 @@ def test_bench_folder_against_teacher_with_onnx(exported, tmp_path):
     m = doc["metrics"]
     for key in ("labeler_params", "labeler_img_s", "teacher_img_s", "ratio", "batch", "res", "onnxruntime_img_s"):
         assert key in m, key
-    config = json.loads((exported / "config.json").read_text())
-    assert m["labeler_params"] == config["metrics"]["params"] and m["res"] == 32
+    metrics = json.loads((exported / "metrics.json").read_text())
+    assert m["labeler_params"] == metrics["params"] and m["res"] == 32
 
 
 def test_bench_widths_without_folder_and_read_ceiling(tmp_path):
@@ -90,7 +90,8 @@ def test_update_card_records_throughput(exported, tmp_path):
     copy = tmp_path / "labeler"
     shutil.copytree(exported, copy)
     _bench(str(copy), *TINY, "--update-card")
-    metrics = json.loads((copy / "config.json").read_text())["metrics"]
+    assert (copy / "config.json").read_text() == (exported / "config.json").read_text()  # never changes after export
+    metrics = json.loads((copy / "metrics.json").read_text())
     assert metrics["throughput_img_s"] > 0 and metrics["throughput_speedup"] > 0
     assert metrics["throughput_device"].startswith("CPU") and "batch 2" in metrics["throughput_device"]
     card = (copy / "README.md").read_text()
@@ -104,10 +105,10 @@ def test_update_card_refuses_altered_files(exported, tmp_path):
     copy = tmp_path / "labeler"
     shutil.copytree(exported, copy)
     (copy / "model.onnx").write_bytes((copy / "model.onnx").read_bytes() + b"x")
-    before = (copy / "config.json").read_text()
+    before = (copy / "config.json").read_text(), (copy / "metrics.json").read_text()
     res = _bench(str(copy), *TINY, "--update-card", check=False)
     assert res.returncode != 0 and "model.onnx" in res.stderr
-    assert (copy / "config.json").read_text() == before
+    assert ((copy / "config.json").read_text(), (copy / "metrics.json").read_text()) == before
 
 
 def test_measure_counts_batches_and_reports_the_median():

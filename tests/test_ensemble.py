@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from flashdd_zoo import load_labeler
-from flashdd_zoo.cli_common import number_list
+from flashdd_zoo.cli.common import number_list
 from flashdd_zoo.data import load_split, normalize
 from flashdd_zoo.errors import ArtifactError, FlashDDError, InputError
 from flashdd_zoo.loaders.fast import TOLERANCES
@@ -74,7 +74,8 @@ def test_ensemble_folder_records_members_and_measured_top1(ensemble_dir, traject
     assert labeler.num_params == sum(m["params"] for m in members) == sum(p.numel() for p in labeler.net.parameters())
     val = load_split(cifar10, "test", max_per_class=8, seed=0)  # what --val-per-class 8 measured on
     ds_mean, ds_std = cifar10.spec.mean, cifar10.spec.std
-    assert config["metrics"]["teacher_top1"] == pytest.approx(top1_accuracy(labeler.net, val, ds_mean, ds_std, torch.device("cpu")))
+    metrics = json.loads((ensemble_dir / "metrics.json").read_text())
+    assert metrics["teacher_top1"] == pytest.approx(top1_accuracy(labeler.net, val, ds_mean, ds_std, torch.device("cpu")))
     for path, m in zip(trajectory, members):
         assert m["top1"] == pytest.approx(top1_accuracy(load_teacher(path, 10).model, val, ds_mean, ds_std, torch.device("cpu")))
     card = (ensemble_dir / "README.md").read_text()
@@ -96,7 +97,7 @@ def test_stacked_members_run_as_one_network(ensemble_dir, images):
     plain = load_labeler(ensemble_dir)
     fast = load_labeler(ensemble_dir, fast=True, stack_members=True)  # stacked, BN folded, channels_last
     convs = [m for m in fast.net.modules() if isinstance(m, torch.nn.Conv2d)]
-    single = [m for m in build_model(plain.config["architecture"]["members"][0]).modules() if isinstance(m, torch.nn.Conv2d)]
+    single = [m for m in build_model(plain.config.architecture["members"][0]).modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == len(single) + 1  # one conv per layer for all 3 members, plus the grouped classifier
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.net.modules())
     ref = plain(images)
@@ -126,7 +127,7 @@ def test_mixed_width_members_fall_back_to_one_by_one(small_net, images):
     from flashdd_zoo.loaders.local import labeler_from_module
 
     fast = labeler_from_module(ens, resolution=32, mean=(0.5,) * 3, std=(0.25,) * 3, fast=True)
-    assert fast.config["kind"] == "ensemble"
+    assert fast.config.kind == "ensemble"
     with torch.no_grad():
         ref = ens.eval()(images)
     assert (fast(images) - ref).abs().max() <= 1e-4 * ref.abs().max()
@@ -201,7 +202,7 @@ def test_export_reexports_an_ensemble_folder(ensemble_dir, cifar10, images, tmp_
                           "--dataset", "cifar10"], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     again = load_labeler(out)
-    assert again.config["kind"] == "ensemble"
+    assert again.config.kind == "ensemble"
     assert torch.equal(again(images), load_labeler(ensemble_dir)(images))
     res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "export", str(ensemble_dir), "--out", str(tmp_path / "bad"),
                           "--dataset", "cifar10", "--kind", "teacher"], capture_output=True, text=True, env=env)

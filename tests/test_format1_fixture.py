@@ -22,7 +22,7 @@ EXPECTED = load_file(str(FIXTURES / "expected.safetensors"))
 @pytest.mark.parametrize("kind", ["pruned", "ensemble"])
 def test_format1_folder_loads_bit_identically(kind):
     labeler = load_labeler(FIXTURES / kind)
-    assert labeler.config["format_version"] == 1 and labeler.config["kind"] == kind
+    assert labeler.config.format_version == 1 and labeler.config.kind == kind
     with torch.no_grad():
         assert torch.equal(labeler(EXPECTED["images"]), EXPECTED[f"{kind}.logits"])
     assert labeler.num_params == sum(p.numel() for p in labeler.net.parameters())
