@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from conftest import run_cli
 
 from flashdd_zoo.bench.measure import make_inputs, measure
 from flashdd_zoo.cards.measure import count_params
@@ -18,14 +19,18 @@ TINY = ["--batch", "2", "--repeats", "2", "--warmup", "1", "--rep-seconds", "0",
 
 
 def _bench(*args, check=True):
-    return subprocess.run([sys.executable, "-m", "flashdd_zoo", "bench", *args], capture_output=True,
-                          text=True, check=check)
+    return run_cli("bench", *args, check=check)
+
+
+def _bench_process(*args):
+    """In its own process: the command line recorded in the report is the one a user typed."""
+    return subprocess.run([sys.executable, "-m", "flashdd_zoo", "bench", *args], capture_output=True, text=True, check=True)
 
 
 def test_bench_folder_against_teacher_with_onnx(exported, tmp_path):
     out, results = tmp_path / "report.json", tmp_path / "results"
-    res = _bench(str(exported), *TINY, "--backends", "torch,onnx", "--json", str(out),
-                 "--record", "bench-cpu-test", "--results-dir", str(results))
+    res = _bench_process(str(exported), *TINY, "--backends", "torch,onnx", "--json", str(out),
+                         "--record", "bench-cpu-test", "--results-dir", str(results))
     assert "speed-up" in res.stdout and "teacher-eager-float32" in res.stdout
     report = json.loads(out.read_text())
     assert report["device"].startswith("CPU") and report["batch"] == 2 and report["res"] == 32

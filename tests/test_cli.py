@@ -4,9 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import run_cli
+
 
 def _run(*args, check=True):
-    return subprocess.run([sys.executable, "-m", "flashdd_zoo", *args], capture_output=True, text=True, check=check)
+    return run_cli(*args, check=check)
 
 
 def test_console_script_lists_commands():

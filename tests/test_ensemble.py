@@ -2,14 +2,12 @@
 evaluated in one pass when the members share an architecture."""
 
 import json
-import os
-import subprocess
-import sys
 
 import click
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_cli
 
 from flashdd_zoo import load_labeler
 from flashdd_zoo.cli.common import number_list
@@ -40,11 +38,9 @@ def trajectory(tmp_path_factory, cifar10, cifar_val):
 @pytest.fixture(scope="module")
 def ensemble_dir(tmp_path_factory, trajectory, cifar10):
     out = tmp_path_factory.mktemp("ens") / "ensemble3"
-    res = subprocess.run(
-        [sys.executable, "-m", "flashdd_zoo", "ensemble", *map(str, trajectory), "--dataset", "cifar10",
-         "--out", str(out), "--weights", "1,1,2", "--schedule", "0:1,0,0", "--schedule", "2:1,1,2",
-         "--val-per-class", "8", "--device", "cpu"],
-        capture_output=True, text=True, env={**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
+    res = run_cli("ensemble", *trajectory, "--dataset", "cifar10", "--out", out, "--weights", "1,1,2",
+                  "--schedule", "0:1,0,0", "--schedule", "2:1,1,2", "--val-per-class", "8", "--device", "cpu",
+                  check=False, env={"FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
     assert res.returncode == 0, res.stderr[-2000:]
     assert "ensemble of 3" in res.stdout
     return out
@@ -81,7 +77,7 @@ def test_ensemble_folder_records_members_and_measured_top1(ensemble_dir, traject
     card = (ensemble_dir / "README.md").read_text()
     assert "ensemble of 3 resnet18 (cifar stem)" in card and "## Ensemble members" in card
     assert "checkpoint:epoch-0001" in card and "from epoch 2" in card
-    info = subprocess.run([sys.executable, "-m", "flashdd_zoo", "info", str(ensemble_dir)], capture_output=True, text=True)
+    info = run_cli("info", ensemble_dir, check=False)
     assert info.returncode == 0 and "ensemble of 3" in info.stdout
 
 
@@ -177,16 +173,15 @@ def test_bad_ensembles_are_refused_with_a_reason(trajectory, small_net, cifar10,
         parse_schedule(("3:1,1,1",), 2)
     with pytest.raises(click.BadParameter, match="comma-separated float"):
         number_list("1,x", float, "--weights")
-    res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "ensemble", *map(str, trajectory[:2]), "--dataset",
-                          "cifar10", "--out", str(tmp_path / "x"), "--weights", "1,2,3"], capture_output=True, text=True,
-                         env={**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
+    res = run_cli("ensemble", *trajectory[:2], "--dataset", "cifar10", "--out", tmp_path / "x", "--weights", "1,2,3",
+                  check=False, env={"FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
     assert res.returncode != 0 and "one per member" in res.stderr and not (tmp_path / "x").exists()
 
 
 def test_bench_measures_an_ensemble_against_the_full_teacher(ensemble_dir, tmp_path):
     out = tmp_path / "bench.json"
-    res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "bench", str(ensemble_dir), "--device", "cpu", "--batch", "4",
-                          "--warmup", "1", "--repeats", "2", "--rep-seconds", "0", "--json", str(out)], capture_output=True, text=True)
+    res = run_cli("bench", ensemble_dir, "--device", "cpu", "--batch", "4", "--warmup", "1", "--repeats", "2",
+                  "--rep-seconds", "0", "--json", out, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     report = json.loads(out.read_text())
     names = [t["name"] for t in report["targets"]]
@@ -196,14 +191,13 @@ def test_bench_measures_an_ensemble_against_the_full_teacher(ensemble_dir, tmp_p
 
 
 def test_export_reexports_an_ensemble_folder(ensemble_dir, cifar10, images, tmp_path):
-    env = {**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)}
+    env = {"FLASHDD_DATA_ROOT": str(cifar10.path.parent)}
     out = tmp_path / "again"
-    res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "export", str(ensemble_dir), "--out", str(out),
-                          "--dataset", "cifar10"], capture_output=True, text=True, env=env)
+    res = run_cli("export", ensemble_dir, "--out", out, "--dataset", "cifar10", check=False, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     again = load_labeler(out)
     assert again.config.kind == "ensemble"
     assert torch.equal(again(images), load_labeler(ensemble_dir)(images))
-    res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "export", str(ensemble_dir), "--out", str(tmp_path / "bad"),
-                          "--dataset", "cifar10", "--kind", "teacher"], capture_output=True, text=True, env=env)
+    res = run_cli("export", ensemble_dir, "--out", tmp_path / "bad", "--dataset", "cifar10", "--kind", "teacher",
+                  check=False, env=env)
     assert res.returncode != 0 and "kind 'ensemble'" in res.stderr and not (tmp_path / "bad").exists()

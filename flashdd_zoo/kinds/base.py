@@ -24,10 +24,13 @@ class Kind:
     # -- the config -------------------------------------------------------------------------
     def check_architecture(self, architecture: dict[str, Any]) -> None:
         """Refuse an architecture this kind cannot be (ArtifactError naming the fix)."""
-        architecture_of(architecture).validate(architecture)
-        if architecture_of(architecture).composite != self.composite:
-            need = "a composite (ensemble) architecture" if self.composite else "a single network"
-            raise ArtifactError(f"kind {self.name!r} needs {need}, not a {architecture.get('name')!r} architecture.")
+        family = architecture_of(architecture)
+        family.validate(architecture)
+        if family.composite != self.composite:
+            from . import KINDS  # the registry imports this module
+
+            fitting = " or ".join(repr(k.name) for k in KINDS.values() if k.composite == family.composite)
+            raise ArtifactError(f"kind {self.name!r} does not fit a {family.name!r} network: export it as kind {fitting}.")
 
     def check_weights_header(self, config: LabelerConfig, header: dict[str, str], where: str) -> None:
         """The weights file names the kind and architecture it was exported with; they must be config.json's."""
@@ -50,8 +53,8 @@ class Kind:
         """The kind's own rewrite of a float32 network for the fast path (before folding and casting)."""
         return net
 
-    def weights_for_epoch(self, architecture: dict[str, Any], epoch: int) -> list[float] | None:
-        """Combination weights in force at training epoch `epoch`; None when the kind has none."""
+    def weights_for_epoch(self, architecture: dict[str, Any], epoch: int | None) -> list[float] | None:
+        """Combination weights in force at training epoch `epoch` (None: the default ones); None when the kind has none."""
         return None
 
     # -- cards, info and export -------------------------------------------------------------

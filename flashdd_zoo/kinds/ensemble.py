@@ -28,7 +28,7 @@ class EnsembleKind(Kind):
             return StackedEnsemble(net)
         return net
 
-    def weights_for_epoch(self, architecture: dict[str, Any], epoch: int) -> list[float] | None:
+    def weights_for_epoch(self, architecture: dict[str, Any], epoch: int | None) -> list[float] | None:
         return weights_for_epoch(architecture, epoch)
 
     def card_section(self, config: LabelerConfig, metrics: dict[str, Any]) -> str:

@@ -48,7 +48,7 @@ class Labeler(nn.Module):
         self.options = options or FastOptions()
         self.backend = "torch" if net is not None else "onnx"
         self.runner = FastRunner(net, self.options) if net is not None else None
-        self.member_weights = config.architecture.get("weights")  # an ensemble's weights in force
+        self.member_weights = config.labeler_kind.weights_for_epoch(config.architecture, None)  # combination weights in force
         self.requires_grad_(False)
         self.eval()
 
@@ -135,13 +135,12 @@ class Labeler(nn.Module):
     def set_epoch(self, epoch: int) -> None:
         """Use the member weights an ensemble's schedule gives for training epoch `epoch` (for
         this call and later ones, logits included). A no-op for single networks."""
-        arch = self.config.architecture
-        weights = self.config.labeler_kind.weights_for_epoch(arch, int(epoch))
+        weights = self.config.labeler_kind.weights_for_epoch(self.config.architecture, int(epoch))
         if weights is None or weights == self.member_weights:  # called every batch: copy to the device only on a change
             return
         if self.session is not None:
             raise InputError(f"the onnx backend runs {self.config.name}'s default member weights "
-                             f"{arch['weights']}, but its schedule asks for {weights} at epoch {epoch}. "
+                             f"{self.member_weights}, but its schedule asks for {weights} at epoch {epoch}. "
                              "Load it with backend='torch' to follow the schedule.")
         set_member_weights(self.net, weights)
         self.member_weights = weights
