@@ -12,8 +12,8 @@ from conftest import run_cli
 from flashdd_zoo.bench.measure import make_inputs, measure
 from flashdd_zoo.cards.measure import count_params
 from flashdd_zoo.exporters import verify_manifest
-from flashdd_zoo.loaders.timing import LabelTimer, LabelTiming, label_speedup, time_labeling
 from flashdd_zoo.models import build_model, resnet18_arch
+from flashdd_zoo.runtime.timing import LabelTimer, LabelTiming, label_speedup, time_labeling
 
 TINY = ["--batch", "2", "--repeats", "2", "--warmup", "1", "--rep-seconds", "0", "--device", "cpu"]
 

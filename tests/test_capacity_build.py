@@ -160,6 +160,7 @@ def clean_smoke(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # the whole smoke build: minutes on CPU
 def test_smoke_build_report_and_card(clean_smoke):
     report = json.loads((clean_smoke / "build-report.json").read_text())
     assert set(report["stages"]["ran"]) >= {"teacher", "distilled", "tau", "chain"} and not report["stages"]["reused"]

@@ -13,8 +13,8 @@ from flashdd_zoo import load_labeler
 from flashdd_zoo.cli.common import number_list
 from flashdd_zoo.data import load_split, normalize
 from flashdd_zoo.errors import ArtifactError, FlashDDError, InputError
-from flashdd_zoo.loaders.fast import TOLERANCES
 from flashdd_zoo.models import Ensemble, StackedEnsemble, build_model, ensemble_arch, resnet18_arch
+from flashdd_zoo.runtime.fast import TOLERANCES
 from flashdd_zoo.zoo.ensemble import build_ensemble, parse_schedule
 from flashdd_zoo.zoo.evaluate import EvalProtocol, evaluate
 from flashdd_zoo.zoo.runtime import top1_accuracy

@@ -126,7 +126,7 @@ def test_offline_and_not_cached_is_a_clear_error(hub_env, published, images, fre
     proc = pull_in_subprocess(tmp_path, images, [{"repo": f"{ORG}/lab"}],
                               subprocess_env(fresh_cache, HF_HUB_OFFLINE="1"), wait=False)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0 and "HubError: offline" in err and "flashdd-zoo pull" in err
+    assert proc.returncode != 0 and "HubOfflineNotCached: offline" in err and "flashdd-zoo pull" in err
 
 
 def test_two_processes_load_the_same_labeler_at_once(hub_env, published, images, exported, fresh_cache, tmp_path):

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 
 from ..kinds import kind_for
-from ..loaders.fast import as_dtype, describe_options, resolve_options, unaligned_widths
 from ..models import DEFAULT_SINGLE, member_archs
 from ..results import device_name
+from ..runtime.fast import as_dtype, describe_options, resolve_options, unaligned_widths
 from .measure import Measurement, make_inputs, measure, read_ceiling
 from .targets import Subject, eager_target, fast_target, onnx_skip_reason, onnx_target, teacher_subject
 

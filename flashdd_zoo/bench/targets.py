@@ -22,10 +22,10 @@ from ..data.registry import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ArtifactArgumentError
 from ..exporters.manifest import verify_manifest
 from ..kinds import ENSEMBLE
-from ..loaders.labeler import Labeler
 from ..loaders.local import labeler_from_module, load_local_labeler, ort_providers, ort_uses_gpu
 from ..models import architecture_of, build_model, ensemble_arch, member_archs, resnet18_arch, validate_arch
 from ..models.resnet import RESNET18
+from ..runtime.labeler import Labeler
 
 Builder = Callable[[], Callable[[torch.Tensor], torch.Tensor]]
 

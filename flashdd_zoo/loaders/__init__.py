@@ -1,4 +1,4 @@
-"""Labeler runtime and loading (local folders; Hub repos)."""
+"""Loading labelers: from local folders and from Hub repos (runtime/ runs them)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 from ..errors import ArtifactArgumentError
 from ..hub import looks_like_repo_id
+from ..runtime.labeler import Labeler
 from .hub import load_hub_labeler
 from .hub_index import list_labelers
-from .labeler import Labeler
 from .local import load_local_labeler
 
 __all__ = ["Labeler", "list_labelers", "load_labeler", "load_local_labeler"]

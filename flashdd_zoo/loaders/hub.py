@@ -20,7 +20,7 @@ from ..artifact.config import CONFIG, LabelerConfig, read_config
 from ..errors import ArtifactArgumentError, ArtifactError, HubError, HubInvalidId, HubNotALabeler, HubRepoNotFound, HubRevisionNotFound
 from ..exporters.manifest import MANIFEST, read_manifest, verify_manifest
 from ..hub import LIBRARY, check_repo_id, endpoint_url, hub_api, hub_errors, revision_not_found
-from .labeler import Labeler
+from ..runtime.labeler import Labeler
 from .local import BACKENDS, load_local_labeler
 
 

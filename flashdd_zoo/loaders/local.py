@@ -17,8 +17,8 @@ from ..exporters.manifest import verify_manifest
 from ..exporters.onnx_export import onnx_session
 from ..exporters.weights import load_weights, read_weights_header
 from ..kinds import PRUNED, kind_for
-from .fast import optimize_network, resolve_options, unaligned_widths
-from .labeler import Labeler
+from ..runtime.fast import optimize_network, resolve_options, unaligned_widths
+from ..runtime.labeler import Labeler
 
 BACKENDS = ("torch", "onnx")
 
@@ -48,7 +48,7 @@ def load_local_labeler(
     [0, 1] images instead (the normalisation is folded exactly into the first convolution).
     `stack_members=True` runs an ensemble whose members share one architecture as one network of
     grouped convolutions (all members in one pass; `fast` turns it on for CUDA).
-    Numerical tolerances are stated in flashdd_zoo.loaders.fast. The onnx backend takes none of
+    Numerical tolerances are stated in flashdd_zoo.runtime.fast. The onnx backend takes none of
     these options.
     """
     folder = Path(folder)

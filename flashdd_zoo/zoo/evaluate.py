@@ -21,8 +21,8 @@ from torch import nn
 
 from ..data.images import ImageSet, normalize
 from ..data.registry import Dataset
-from ..loaders.timing import LabelTimer
 from ..models import DEFAULT_SINGLE
+from ..runtime.timing import LabelTimer
 from .augment import cutmix, random_resized_crop, shuffle_patches
 from .distill import default_factor
 from .runtime import autocast, generator, param_groups, pick_device, prepare_model, progress, seed_everything, top1_accuracy, world

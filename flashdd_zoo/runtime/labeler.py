@@ -23,7 +23,7 @@ class Labeler(nn.Module):
     -> probabilities (float32). Images are NCHW, normalised with the config's mean/std (or raw
     [0, 1] images when loaded with `fuse_normalization=True`), at the config's resolution unless
     the labeler was loaded with `resize=True`. The fast path (bf16, folded BatchNorm, CUDA graphs;
-    see flashdd_zoo.loaders.fast) changes nothing for the caller but speed and float rounding.
+    see flashdd_zoo.runtime.fast) changes nothing for the caller but speed and float rounding.
     """
 
     def __init__(
