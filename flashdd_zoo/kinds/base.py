@@ -19,7 +19,6 @@ class Kind:
 
     name: str
     composite: bool = False  # built on a composite architecture (an ensemble's members) instead of one network
-    fast_options: tuple[str, ...] = ()  # fast-path options (FastOptions fields) that only this kind uses
 
     # -- the config -------------------------------------------------------------------------
     def check_architecture(self, architecture: dict[str, Any]) -> None:
@@ -46,7 +45,7 @@ class Kind:
         return build_model(config.architecture, device="meta")
 
     def fast_defaults(self, cuda: bool) -> dict[str, Any]:
-        """What `fast=True` turns on for this kind beyond the defaults every labeler gets."""
+        """The fast-path options (FastOptions fields) this kind adds, with what `fast=True` sets them to."""
         return {}
 
     def for_speed(self, net: nn.Module, options: Any) -> nn.Module:

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 class EnsembleKind(Kind):
     name = "ensemble"
     composite = True
-    fast_options = ("stack_members",)
 
     def fast_defaults(self, cuda: bool) -> dict[str, Any]:
         # not on CPU, where oneDNN's grouped convolutions ran a 3-member ensemble at 95 images/s
