@@ -1,4 +1,4 @@
-"""Atomic folder writes: build in a temporary sibling, then rename over the target."""
+"""Atomic writes of folders and files: build in a temporary sibling, then rename over the target."""
 
 from __future__ import annotations
 
@@ -30,6 +30,15 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write a file through a temporary sibling and a rename, so readers see the old or the new text."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}{TMP_MARK}file")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
 
 
 def _swap_in(new: Path, target: Path) -> None:

@@ -1,8 +1,17 @@
-"""Errors a user can act on. Each message names the problem and the fix."""
+"""Errors a user can act on. Each message names the problem and the fix.
+
+Catch FlashDDError for all of them. ArgumentError (also a ValueError) means the call itself was
+wrong: an unknown option value, an impossible combination, images of the wrong shape. HubError
+subclasses tell Hub failures apart by type, and each carries the same case as `reason`.
+"""
 
 
 class FlashDDError(Exception):
     """Base class; the CLI prints these without a traceback."""
+
+
+class ArgumentError(FlashDDError, ValueError):
+    """A function or command was called with a value it does not accept."""
 
 
 class DataError(FlashDDError):
@@ -13,7 +22,14 @@ class ArtifactError(FlashDDError):
     """A labeler folder is incomplete, tampered with, or of an unknown version."""
 
 
-class InputError(FlashDDError):
+class ArtifactArgumentError(ArtifactError, ArgumentError):
+    """A bad argument to a labeler loader or exporter (a backend, dtype, fast-path option or kind).
+
+    Also an ArtifactError, as these were before ArgumentError existed, so code catching that keeps working.
+    """
+
+
+class InputError(ArgumentError):
     """Images handed to a labeler do not match what it was built for."""
 
 
@@ -24,10 +40,48 @@ class ExportError(FlashDDError):
 class HubError(FlashDDError):
     """A Hub repo, revision or cached copy cannot be reached or is not a labeler.
 
-    `reason` tells the cases apart for code: "repo_not_found", "revision_not_found",
-    "not_a_labeler", "offline_not_cached", "unreachable", "refused", "tag_conflict", "invalid_id".
+    Each subclass is one case; `reason` names it for code that prefers strings: "repo_not_found",
+    "revision_not_found", "not_a_labeler", "offline_not_cached", "unreachable", "refused",
+    "tag_conflict", "invalid_id".
     """
 
-    def __init__(self, message: str, reason: str = "hub"):
+    reason = "hub"
+
+    def __init__(self, message: str):
         super().__init__(message)
-        self.reason = reason
+
+
+class HubRepoNotFound(HubError):
+    reason = "repo_not_found"
+
+
+class HubRevisionNotFound(HubError):
+    reason = "revision_not_found"
+
+
+class HubNotALabeler(HubError):
+    reason = "not_a_labeler"
+
+
+class HubOfflineNotCached(HubError):
+    reason = "offline_not_cached"
+
+
+class HubUnreachable(HubError):
+    reason = "unreachable"
+
+
+class HubRefused(HubError):
+    """The Hub answered with an error (no access, gated repo, a server-side failure)."""
+
+    reason = "refused"
+
+
+class HubTagConflict(HubError):
+    reason = "tag_conflict"
+
+
+class HubInvalidId(HubError, ArgumentError):
+    """A repo id, labeler name or path in the repo that is not a plain Hub path."""
+
+    reason = "invalid_id"

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from .atomic import atomic_write_text
+
 
 def device_name() -> str:
     """The machine as it reports itself: the CUDA device name, else the CPU model."""
@@ -57,7 +59,5 @@ def write_result(
     }
     path = Path(out_dir) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
     return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -61,3 +62,23 @@ def exported(tmp_path_factory, small_net, cifar10, cifar_val) -> Path:
         lineage={"dataset": "cifar10", "ipc": 10, "val_split": "test"},
         metrics={"teacher_params": 11_173_962, "tau_mean": 37.0, "tau_std": 0.5, "seeds": 3},
     )
+
+
+def run_cli(*args, check: bool = True, env: dict | None = None):
+    """Run `flashdd-zoo ARGS` in this process with click's CliRunner (no interpreter start-up).
+
+    The result has returncode, stdout and stderr as subprocess.run's has; check=True fails the
+    test on a non-zero exit, with the output and any traceback. Use a subprocess where the
+    process itself is the point (console script, signals, environment read at import time).
+    """
+    import traceback
+
+    from click.testing import CliRunner
+
+    from flashdd_zoo.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args], env=env)
+    if check and result.exit_code != 0:
+        trace = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else ""
+        pytest.fail(f"flashdd-zoo {' '.join(map(str, args))} exited {result.exit_code}:\n{result.output}\n{trace}")
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)

@@ -22,8 +22,8 @@ from safetensors.torch import load_file, save_file
 
 from flashdd_zoo.data import normalize
 from flashdd_zoo.exporters import export_labeler
+from flashdd_zoo.exporters.publish import publish_labeler
 from flashdd_zoo.loaders import load_local_labeler
-from flashdd_zoo.loaders.hub_publish import publish_labeler
 
 TOKEN = "hf_testtoken_4f1c9d2b7e"  # what the test Hub accepts; must never show up in output or files
 ORG = "flashdd-test"

@@ -44,8 +44,8 @@ def test_safetensors_header_carries_metadata(exported):
 
 
 def test_onnx_parity_on_real_images(exported, cifar10, cifar_val):
-    config = json.loads((exported / "config.json").read_text())
-    assert 0 <= config["metrics"]["onnx_max_abs_diff"] < 1e-4
+    metrics = json.loads((exported / "metrics.json").read_text())
+    assert 0 <= metrics["onnx_max_abs_diff"] < 1e-4
     x = _x(cifar10, cifar_val.images[:7])  # a batch size the export never saw
     torch_out, onnx_out = load_labeler(exported)(x), load_labeler(exported, backend="onnx")(x)
     assert onnx_out.shape == (7, 10)

@@ -7,25 +7,30 @@ import sys
 
 import pytest
 import torch
+from conftest import run_cli
 
 from flashdd_zoo.bench.measure import make_inputs, measure
 from flashdd_zoo.cards.measure import count_params
 from flashdd_zoo.exporters import verify_manifest
-from flashdd_zoo.loaders.timing import LabelTimer, LabelTiming, label_speedup, time_labeling
 from flashdd_zoo.models import build_model, resnet18_arch
+from flashdd_zoo.runtime.timing import LabelTimer, LabelTiming, label_speedup, time_labeling
 
 TINY = ["--batch", "2", "--repeats", "2", "--warmup", "1", "--rep-seconds", "0", "--device", "cpu"]
 
 
 def _bench(*args, check=True):
-    return subprocess.run([sys.executable, "-m", "flashdd_zoo", "bench", *args], capture_output=True,
-                          text=True, check=check)
+    return run_cli("bench", *args, check=check)
+
+
+def _bench_process(*args):
+    """In its own process: the command line recorded in the report is the one a user typed."""
+    return subprocess.run([sys.executable, "-m", "flashdd_zoo", "bench", *args], capture_output=True, text=True, check=True)
 
 
 def test_bench_folder_against_teacher_with_onnx(exported, tmp_path):
     out, results = tmp_path / "report.json", tmp_path / "results"
-    res = _bench(str(exported), *TINY, "--backends", "torch,onnx", "--json", str(out),
-                 "--record", "bench-cpu-test", "--results-dir", str(results))
+    res = _bench_process(str(exported), *TINY, "--backends", "torch,onnx", "--json", str(out),
+                         "--record", "bench-cpu-test", "--results-dir", str(results))
     assert "speed-up" in res.stdout and "teacher-eager-float32" in res.stdout
     report = json.loads(out.read_text())
     assert report["device"].startswith("CPU") and report["batch"] == 2 and report["res"] == 32
@@ -44,8 +49,8 @@ def test_bench_folder_against_teacher_with_onnx(exported, tmp_path):
     m = doc["metrics"]
     for key in ("labeler_params", "labeler_img_s", "teacher_img_s", "ratio", "batch", "res", "onnxruntime_img_s"):
         assert key in m, key
-    config = json.loads((exported / "config.json").read_text())
-    assert m["labeler_params"] == config["metrics"]["params"] and m["res"] == 32
+    metrics = json.loads((exported / "metrics.json").read_text())
+    assert m["labeler_params"] == metrics["params"] and m["res"] == 32
 
 
 def test_bench_widths_without_folder_and_read_ceiling(tmp_path):
@@ -90,7 +95,8 @@ def test_update_card_records_throughput(exported, tmp_path):
     copy = tmp_path / "labeler"
     shutil.copytree(exported, copy)
     _bench(str(copy), *TINY, "--update-card")
-    metrics = json.loads((copy / "config.json").read_text())["metrics"]
+    assert (copy / "config.json").read_text() == (exported / "config.json").read_text()  # never changes after export
+    metrics = json.loads((copy / "metrics.json").read_text())
     assert metrics["throughput_img_s"] > 0 and metrics["throughput_speedup"] > 0
     assert metrics["throughput_device"].startswith("CPU") and "batch 2" in metrics["throughput_device"]
     card = (copy / "README.md").read_text()
@@ -104,10 +110,10 @@ def test_update_card_refuses_altered_files(exported, tmp_path):
     copy = tmp_path / "labeler"
     shutil.copytree(exported, copy)
     (copy / "model.onnx").write_bytes((copy / "model.onnx").read_bytes() + b"x")
-    before = (copy / "config.json").read_text()
+    before = (copy / "config.json").read_text(), (copy / "metrics.json").read_text()
     res = _bench(str(copy), *TINY, "--update-card", check=False)
     assert res.returncode != 0 and "model.onnx" in res.stderr
-    assert (copy / "config.json").read_text() == before
+    assert ((copy / "config.json").read_text(), (copy / "metrics.json").read_text()) == before
 
 
 def test_measure_counts_batches_and_reports_the_median():

@@ -95,8 +95,8 @@ def test_build_with_torchvision_pth_teacher_under_torchrun(tmp_path, imagenette_
     assert teacher["top1"] == pytest.approx(tv_top1)
     assert teacher["params"] == sum(p.numel() for p in tv_model.parameters())
     adopted = load_labeler(teacher["labeler_dir"])
-    assert adopted.config["architecture"]["stem"] == "imagenet"
-    assert adopted.config["lineage"]["teacher"] == f"torchvision:{pth.name}"
+    assert adopted.config.architecture["stem"] == "imagenet"
+    assert adopted.config.lineage["teacher"] == f"torchvision:{pth.name}"
 
     # D_S: RDED under torchrun, every rank's classes in one set, IPC 128x128 images per class of 2x2 crops
     d_s = report["distilled"]
@@ -133,17 +133,17 @@ def test_build_with_torchvision_pth_teacher_under_torchrun(tmp_path, imagenette_
 
     # the exported labeler: loads, ImageNet stem at 128 px, labels real images
     labeler = load_labeler(report["labeler_dir"])
-    cfg, m = labeler.config, labeler.config["metrics"]
-    assert cfg["architecture"]["stem"] == "imagenet" and cfg["input"]["size"] == [128, 128]
+    cfg, m = labeler.config, labeler.metrics
+    assert cfg.architecture["stem"] == "imagenet" and cfg.input.size == (128, 128)
     assert labeler.input_size == (128, 128) and labeler.num_classes == k
-    assert cfg["class_names"] == ["church", "golf ball", "parachute"]
-    assert cfg["lineage"]["teacher"] == f"torchvision:{pth.name}" and cfg["lineage"]["ipc"] == IPC
+    assert cfg.class_names == ("church", "golf ball", "parachute")
+    assert cfg.lineage["teacher"] == f"torchvision:{pth.name}" and cfg.lineage["ipc"] == IPC
     assert m["tau_mean"] == pytest.approx(tau["top1_mean"]) and m["student_top1_mean"] == pytest.approx(student["top1_mean"])
     assert m["full_teacher_top1"] == pytest.approx(tv_top1)
     val = load_split(ds, "val")
     soft = labeler.soft_labels(normalize(val.images, ds.spec.mean, ds.spec.std))
     assert soft.shape == (k * VAL_PER_CLASS, k) and torch.allclose(soft.sum(1), torch.ones(len(soft)), atol=1e-4)
-    if cfg["kind"] == "pruned":
+    if cfg.kind == "pruned":
         assert labeler.num_params < teacher["params"]
         assert m["label_speedup"] > 0  # label times come back from the torchrun evaluations too
 

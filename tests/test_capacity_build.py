@@ -160,11 +160,12 @@ def clean_smoke(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # the whole smoke build: minutes on CPU
 def test_smoke_build_report_and_card(clean_smoke):
     report = json.loads((clean_smoke / "build-report.json").read_text())
     assert set(report["stages"]["ran"]) >= {"teacher", "distilled", "tau", "chain"} and not report["stages"]["reused"]
     labeler = load_labeler(report["labeler_dir"])
-    m = labeler.config["metrics"]
+    m = labeler.metrics
     assert m["tau_mean"] == pytest.approx(report["tau"]["top1_mean"])
     card = (labeler.folder / "README.md").read_text()
     meta = yaml.safe_load(card.split("---\n")[1])["flashdd"]
@@ -174,7 +175,7 @@ def test_smoke_build_report_and_card(clean_smoke):
     assert f"| GFLOPs per image at 8x8 | {meta['gflops']:.4f} |" in card
     assert "tau(D_S): student top-1 with the full teacher | " + f"{m['tau_mean']:.2f}%" in card
     assert (labeler.folder / "plots" / "capacity.png").is_file() and (clean_smoke / "build-report.md").is_file()
-    if labeler.config["kind"] == "pruned":
+    if labeler.config.kind == "pruned":
         assert labeler.num_params < report["teacher"]["params"]
 
 

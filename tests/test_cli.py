@@ -4,9 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import run_cli
+
 
 def _run(*args, check=True):
-    return subprocess.run([sys.executable, "-m", "flashdd_zoo", *args], capture_output=True, text=True, check=check)
+    return run_cli(*args, check=check)
 
 
 def test_console_script_lists_commands():
@@ -19,7 +21,7 @@ def test_console_script_lists_commands():
 
 def test_info_prints_params_bytes_gflops(exported):
     out = _run("info", str(exported)).stdout
-    config = json.loads((exported / "config.json").read_text())["metrics"]
+    config = json.loads((exported / "metrics.json").read_text())
     assert f"{config['params']:,}" in out
     assert f"{config['weights_bytes']:,}" in out
     assert f"{config['gflops']:.4f}" in out
@@ -43,11 +45,11 @@ def test_card_command_rerenders_from_config(exported, tmp_path):
     _run("card", str(copy))
     assert (copy / "README.md").read_text() == original
     _run("info", str(copy))  # manifest consistent again
-    config = json.loads((copy / "config.json").read_text())
-    config["metrics"]["student_top1_mean"] = 99.0
-    (copy / "config.json").write_text(json.dumps(config))
+    metrics = json.loads((copy / "metrics.json").read_text())
+    metrics["student_top1_mean"] = 99.0
+    (copy / "metrics.json").write_text(json.dumps(metrics))
     res = _run("card", str(copy), check=False)
-    assert res.returncode != 0 and "config.json has" in res.stderr and "altered" in res.stderr
+    assert res.returncode != 0 and "metrics.json has" in res.stderr and "altered" in res.stderr
 
 
 def test_export_from_torchvision_pth(tmp_path, cifar10):
@@ -60,5 +62,6 @@ def test_export_from_torchvision_pth(tmp_path, cifar10):
     _run("export", str(pth), "--out", str(out), "--dataset", "cifar10",
          "--data-root", str(cifar10.path.parent))
     config = json.loads((out / "config.json").read_text())
-    assert config["architecture"]["stem"] == "imagenet" and config["metrics"]["params"] == 11_181_642
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert config["architecture"]["stem"] == "imagenet" and metrics["params"] == 11_181_642
     assert config["lineage"]["teacher"] == "torchvision:resnet18.pth"

@@ -2,21 +2,19 @@
 evaluated in one pass when the members share an architecture."""
 
 import json
-import os
-import subprocess
-import sys
 
 import click
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_cli
 
 from flashdd_zoo import load_labeler
-from flashdd_zoo.cli_common import number_list
+from flashdd_zoo.cli.common import number_list
 from flashdd_zoo.data import load_split, normalize
 from flashdd_zoo.errors import ArtifactError, FlashDDError, InputError
-from flashdd_zoo.loaders.fast import TOLERANCES
 from flashdd_zoo.models import Ensemble, StackedEnsemble, build_model, ensemble_arch, resnet18_arch
+from flashdd_zoo.runtime.fast import TOLERANCES
 from flashdd_zoo.zoo.ensemble import build_ensemble, parse_schedule
 from flashdd_zoo.zoo.evaluate import EvalProtocol, evaluate
 from flashdd_zoo.zoo.runtime import top1_accuracy
@@ -40,11 +38,9 @@ def trajectory(tmp_path_factory, cifar10, cifar_val):
 @pytest.fixture(scope="module")
 def ensemble_dir(tmp_path_factory, trajectory, cifar10):
     out = tmp_path_factory.mktemp("ens") / "ensemble3"
-    res = subprocess.run(
-        [sys.executable, "-m", "flashdd_zoo", "ensemble", *map(str, trajectory), "--dataset", "cifar10",
-         "--out", str(out), "--weights", "1,1,2", "--schedule", "0:1,0,0", "--schedule", "2:1,1,2",
-         "--val-per-class", "8", "--device", "cpu"],
-        capture_output=True, text=True, env={**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
+    res = run_cli("ensemble", *trajectory, "--dataset", "cifar10", "--out", out, "--weights", "1,1,2",
+                  "--schedule", "0:1,0,0", "--schedule", "2:1,1,2", "--val-per-class", "8", "--device", "cpu",
+                  check=False, env={"FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
     assert res.returncode == 0, res.stderr[-2000:]
     assert "ensemble of 3" in res.stdout
     return out
@@ -74,13 +70,14 @@ def test_ensemble_folder_records_members_and_measured_top1(ensemble_dir, traject
     assert labeler.num_params == sum(m["params"] for m in members) == sum(p.numel() for p in labeler.net.parameters())
     val = load_split(cifar10, "test", max_per_class=8, seed=0)  # what --val-per-class 8 measured on
     ds_mean, ds_std = cifar10.spec.mean, cifar10.spec.std
-    assert config["metrics"]["teacher_top1"] == pytest.approx(top1_accuracy(labeler.net, val, ds_mean, ds_std, torch.device("cpu")))
+    metrics = json.loads((ensemble_dir / "metrics.json").read_text())
+    assert metrics["teacher_top1"] == pytest.approx(top1_accuracy(labeler.net, val, ds_mean, ds_std, torch.device("cpu")))
     for path, m in zip(trajectory, members):
         assert m["top1"] == pytest.approx(top1_accuracy(load_teacher(path, 10).model, val, ds_mean, ds_std, torch.device("cpu")))
     card = (ensemble_dir / "README.md").read_text()
     assert "ensemble of 3 resnet18 (cifar stem)" in card and "## Ensemble members" in card
     assert "checkpoint:epoch-0001" in card and "from epoch 2" in card
-    info = subprocess.run([sys.executable, "-m", "flashdd_zoo", "info", str(ensemble_dir)], capture_output=True, text=True)
+    info = run_cli("info", ensemble_dir, check=False)
     assert info.returncode == 0 and "ensemble of 3" in info.stdout
 
 
@@ -96,7 +93,7 @@ def test_stacked_members_run_as_one_network(ensemble_dir, images):
     plain = load_labeler(ensemble_dir)
     fast = load_labeler(ensemble_dir, fast=True, stack_members=True)  # stacked, BN folded, channels_last
     convs = [m for m in fast.net.modules() if isinstance(m, torch.nn.Conv2d)]
-    single = [m for m in build_model(plain.config["architecture"]["members"][0]).modules() if isinstance(m, torch.nn.Conv2d)]
+    single = [m for m in build_model(plain.config.architecture["members"][0]).modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == len(single) + 1  # one conv per layer for all 3 members, plus the grouped classifier
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.net.modules())
     ref = plain(images)
@@ -126,7 +123,7 @@ def test_mixed_width_members_fall_back_to_one_by_one(small_net, images):
     from flashdd_zoo.loaders.local import labeler_from_module
 
     fast = labeler_from_module(ens, resolution=32, mean=(0.5,) * 3, std=(0.25,) * 3, fast=True)
-    assert fast.config["kind"] == "ensemble"
+    assert fast.config.kind == "ensemble"
     with torch.no_grad():
         ref = ens.eval()(images)
     assert (fast(images) - ref).abs().max() <= 1e-4 * ref.abs().max()
@@ -176,16 +173,15 @@ def test_bad_ensembles_are_refused_with_a_reason(trajectory, small_net, cifar10,
         parse_schedule(("3:1,1,1",), 2)
     with pytest.raises(click.BadParameter, match="comma-separated float"):
         number_list("1,x", float, "--weights")
-    res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "ensemble", *map(str, trajectory[:2]), "--dataset",
-                          "cifar10", "--out", str(tmp_path / "x"), "--weights", "1,2,3"], capture_output=True, text=True,
-                         env={**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
+    res = run_cli("ensemble", *trajectory[:2], "--dataset", "cifar10", "--out", tmp_path / "x", "--weights", "1,2,3",
+                  check=False, env={"FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
     assert res.returncode != 0 and "one per member" in res.stderr and not (tmp_path / "x").exists()
 
 
 def test_bench_measures_an_ensemble_against_the_full_teacher(ensemble_dir, tmp_path):
     out = tmp_path / "bench.json"
-    res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "bench", str(ensemble_dir), "--device", "cpu", "--batch", "4",
-                          "--warmup", "1", "--repeats", "2", "--rep-seconds", "0", "--json", str(out)], capture_output=True, text=True)
+    res = run_cli("bench", ensemble_dir, "--device", "cpu", "--batch", "4", "--warmup", "1", "--repeats", "2",
+                  "--rep-seconds", "0", "--json", out, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     report = json.loads(out.read_text())
     names = [t["name"] for t in report["targets"]]
@@ -195,14 +191,13 @@ def test_bench_measures_an_ensemble_against_the_full_teacher(ensemble_dir, tmp_p
 
 
 def test_export_reexports_an_ensemble_folder(ensemble_dir, cifar10, images, tmp_path):
-    env = {**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)}
+    env = {"FLASHDD_DATA_ROOT": str(cifar10.path.parent)}
     out = tmp_path / "again"
-    res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "export", str(ensemble_dir), "--out", str(out),
-                          "--dataset", "cifar10"], capture_output=True, text=True, env=env)
+    res = run_cli("export", ensemble_dir, "--out", out, "--dataset", "cifar10", check=False, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     again = load_labeler(out)
-    assert again.config["kind"] == "ensemble"
+    assert again.config.kind == "ensemble"
     assert torch.equal(again(images), load_labeler(ensemble_dir)(images))
-    res = subprocess.run([sys.executable, "-m", "flashdd_zoo", "export", str(ensemble_dir), "--out", str(tmp_path / "bad"),
-                          "--dataset", "cifar10", "--kind", "teacher"], capture_output=True, text=True, env=env)
+    res = run_cli("export", ensemble_dir, "--out", tmp_path / "bad", "--dataset", "cifar10", "--kind", "teacher",
+                  check=False, env=env)
     assert res.returncode != 0 and "kind 'ensemble'" in res.stderr and not (tmp_path / "bad").exists()

@@ -14,7 +14,9 @@ from flashdd_zoo import load_labeler
 from flashdd_zoo.bench.tolerance import agreement, reference_logits
 from flashdd_zoo.data import normalize
 from flashdd_zoo.errors import ArtifactError, InputError
-from flashdd_zoo.loaders.fast import (
+from flashdd_zoo.loaders.local import labeler_from_module
+from flashdd_zoo.models import resnet18_arch
+from flashdd_zoo.runtime.fast import (
     TOLERANCES,
     FastOptions,
     FastRunner,
@@ -23,8 +25,6 @@ from flashdd_zoo.loaders.fast import (
     resolve_options,
     unaligned_widths,
 )
-from flashdd_zoo.loaders.local import labeler_from_module
-from flashdd_zoo.models import resnet18_arch
 
 FP32 = TOLERANCES[torch.float32]
 

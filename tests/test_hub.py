@@ -18,7 +18,7 @@ from huggingface_hub import HfApi
 from flashdd_zoo import list_labelers, load_labeler
 from flashdd_zoo.errors import ArtifactError, HubError
 from flashdd_zoo.exporters import write_manifest
-from flashdd_zoo.loaders.hub_publish import publish_labeler
+from flashdd_zoo.exporters.publish import publish_labeler
 
 pytest.register_assert_rewrite("hub_fixtures")  # before the import below
 from hub_fixtures import ORG, TOKEN, finish, pull_in_subprocess, soft, subprocess_env  # noqa: E402
@@ -28,7 +28,7 @@ pytest_plugins = ["hub_fixtures"]
 # huggingface_hub's own LFS upload passes a file object as `data=`, which httpx2 deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes:DeprecationWarning")
 
-ARTIFACT = ["README.md", "config.json", "manifest.json", "model.onnx", "model.safetensors"]
+ARTIFACT = ["README.md", "config.json", "manifest.json", "metrics.json", "model.onnx", "model.safetensors"]
 
 
 def _repo_files(repo_id: str, revision: str = "main") -> list[str]:
@@ -126,7 +126,7 @@ def test_offline_and_not_cached_is_a_clear_error(hub_env, published, images, fre
     proc = pull_in_subprocess(tmp_path, images, [{"repo": f"{ORG}/lab"}],
                               subprocess_env(fresh_cache, HF_HUB_OFFLINE="1"), wait=False)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0 and "HubError: offline" in err and "flashdd-zoo pull" in err
+    assert proc.returncode != 0 and "HubOfflineNotCached: offline" in err and "flashdd-zoo pull" in err
 
 
 def test_two_processes_load_the_same_labeler_at_once(hub_env, published, images, exported, fresh_cache, tmp_path):
@@ -231,7 +231,7 @@ def test_zoo_repo_holds_one_labeler_per_subfolder(hub_env, exported, changed, im
     entries = list_labelers(repo_id=repo)
     assert [(x.name, x.dataset, x.ipc, x.kind) for x in entries] == [
         ("resnet18q-ipc10", "cifar10", 10, "pruned"), ("resnet18q-ipc50", "cifar10", 50, "pruned")]
-    metrics = json.loads((changed / "config.json").read_text())["metrics"]
+    metrics = json.loads((changed / "metrics.json").read_text())
     assert (entries[1].params, entries[1].weights_bytes, entries[1].student_top1) == (
         metrics["params"], metrics["weights_bytes"], 41.25)
 
@@ -249,7 +249,7 @@ def test_list_labelers_of_an_organisation(hub_env, published, exported, changed,
     assert {f"{ORG}/lab", f"{ORG}/hidden"} <= set(entries) and "someone-else/lab" not in entries
     assert f"{ORG}/zoo" not in entries  # a zoo repo without a root card is listed with `ls ORG/ZOO`
     lab = entries[f"{ORG}/lab"]  # main holds `changed`
-    metrics = json.loads((changed / "config.json").read_text())["metrics"]
+    metrics = json.loads((changed / "metrics.json").read_text())
     assert (lab.labeler, lab.dataset, lab.ipc, lab.params, lab.weights_bytes, lab.student_top1) == (
         "resnet18q-cifar10-v2", "cifar10", 50, metrics["params"], metrics["weights_bytes"], 41.25)
     monkeypatch.delenv("HF_TOKEN")
@@ -290,7 +290,7 @@ def test_cli_publish_pull_ls(hub, hub_env, exported, fresh_cache):
     res = _cli("ls", ORG, "--json", env=env)
     assert res.returncode == 0, res.stderr
     listed = {e["repo_id"]: e for e in json.loads(res.stdout)}
-    assert listed[f"{ORG}/cli"]["params"] == json.loads((exported / "config.json").read_text())["metrics"]["params"]
+    assert listed[f"{ORG}/cli"]["params"] == json.loads((exported / "metrics.json").read_text())["params"]
     table = _cli("ls", f"{ORG}/cli", env=env).stdout
     assert f"{ORG}/cli" in table and "cifar10" in table and "pruned" in table
 

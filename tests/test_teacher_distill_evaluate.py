@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from flashdd_zoo.cli_zoo import distill_cmd, evaluate_cmd
+from flashdd_zoo.cli.zoo import distill_cmd, evaluate_cmd
 from flashdd_zoo.data import load_split
 from flashdd_zoo.errors import DataError, FlashDDError
 from flashdd_zoo.zoo.checkpoints import load_checkpoint, read_checkpoint_meta

@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
-from ..loaders.fast import as_dtype, describe_options, resolve_options, unaligned_widths
-from ..models import member_archs
+from ..kinds import kind_for
+from ..models import DEFAULT_SINGLE, member_archs
 from ..results import device_name
+from ..runtime.fast import as_dtype, describe_options, resolve_options, unaligned_widths
 from .measure import Measurement, make_inputs, measure, read_ceiling
 from .targets import Subject, eager_target, fast_target, onnx_skip_reason, onnx_target, teacher_subject
 
@@ -22,7 +23,7 @@ BACKENDS = ("torch", "onnx")
 class BenchSpec:
     device: torch.device
     batch: int = 100
-    against: str | None = "resnet18"  # the full teacher to compare with, or None
+    against: str | None = DEFAULT_SINGLE.name  # the architecture of the full teacher to compare with, or None
     backends: tuple[str, ...] = ("torch",)
     fast_options: dict[str, Any] = field(default_factory=dict)  # overrides of the fast path's choices
     input_dtype: torch.dtype = torch.float32  # what the fast path is fed (the others get float32)
@@ -45,11 +46,11 @@ class Target:
 def run_bench(subject: Subject, spec: BenchSpec, log: Callable[[str], None] = lambda s: None) -> dict:
     """Measure teacher, labeler (eager and fast, optionally onnxruntime) and the read ceiling."""
     dev, res = spec.device, subject.resolution
-    options = resolve_options(dev, fast=True, ensemble=subject.arch["name"] == "ensemble", **spec.fast_options)
+    options = resolve_options(dev, fast=True, kind=kind_for(subject.arch), **spec.fast_options)
     normalised = make_inputs(spec.batch, res, dev, torch.float32, raw=False)
     fast_inputs = make_inputs(spec.batch, res, dev, as_dtype(spec.input_dtype), raw=options.fuse_normalization)
     plan: list[Target] = []
-    teacher = teacher_subject(subject) if spec.against else None
+    teacher = teacher_subject(subject, spec.against) if spec.against else None
     if teacher is not None:
         plan.append(Target("teacher", "teacher-eager-float32", "teacher", "torch",
                            eager_target(teacher, dev), normalised))

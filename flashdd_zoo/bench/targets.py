@@ -15,14 +15,17 @@ from typing import Any
 
 import torch
 
+from ..artifact.config import read_config
+from ..artifact.metrics import read_metrics
 from ..cards.measure import count_params
 from ..data.registry import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import ArtifactError
+from ..errors import ArtifactArgumentError
 from ..exporters.manifest import verify_manifest
-from ..labeler_config import REQUIRED_FILES, read_config
-from ..loaders.labeler import Labeler
+from ..kinds import ENSEMBLE
 from ..loaders.local import labeler_from_module, load_local_labeler, ort_providers, ort_uses_gpu
-from ..models import build_model, ensemble_arch, member_archs, resnet18_arch, validate_arch
+from ..models import architecture_of, build_model, ensemble_arch, member_archs, resnet18_arch, validate_arch
+from ..models.resnet import RESNET18
+from ..runtime.labeler import Labeler
 
 Builder = Callable[[], Callable[[torch.Tensor], torch.Tensor]]
 
@@ -53,10 +56,10 @@ class Subject:
 def subject_from_folder(folder: Path) -> Subject:
     """The labeler in `folder`, its manifest verified before anything is measured."""
     config = read_config(folder)
-    verify_manifest(folder, required=REQUIRED_FILES)
-    inp = config["input"]
-    return Subject(config["name"], config["architecture"], int(inp["size"][0]), tuple(inp["mean"]),
-                   tuple(inp["std"]), folder=folder, params=int(config["metrics"]["params"]))
+    verify_manifest(folder, required=config.required_files)
+    inp = config.input
+    return Subject(config.name, config.architecture, inp.size[0], inp.mean, inp.std, folder=folder,
+                   params=int(read_metrics(folder, config)["params"]))
 
 
 def subject_from_widths(stage_widths: list[int] | None, scale: float | None, classes: int, res: int,
@@ -65,18 +68,18 @@ def subject_from_widths(stage_widths: list[int] | None, scale: float | None, cla
     members > 1, an ensemble of that many such ResNets."""
     stem = stem or ("cifar" if res <= 64 else "imagenet")
     if (stage_widths is None) == (scale is None):
-        raise ArtifactError("give exactly one of a labeler folder, --stage-widths or --widths-scale.")
+        raise ArtifactArgumentError("give exactly one of a labeler folder, --stage-widths or --widths-scale.")
     arch = resnet18_arch(classes, stem, scale if scale is not None else 1.0)
     if stage_widths is not None:
         if len(stage_widths) != 4:
-            raise ArtifactError(f"--stage-widths needs 4 comma-separated widths, got {stage_widths}.")
+            raise ArtifactArgumentError(f"--stage-widths needs 4 comma-separated widths, got {stage_widths}.")
         arch["widths"] = {"stem": stem_width or stage_widths[0], "stages": list(stage_widths),
                           "inner": [[c, c] for c in stage_widths]}
     arch = validate_arch(arch)
     w = arch["widths"]
-    name = f"resnet18-stem{w['stem']}-stages{'-'.join(map(str, w['stages']))}-{classes}c"
+    name = f"{RESNET18.short_name}-stem{w['stem']}-stages{'-'.join(map(str, w['stages']))}-{classes}c"
     if members > 1:
-        arch, name = ensemble_arch([arch] * members), f"ensemble{members}-{name}"
+        arch, name = ensemble_arch([arch] * members), f"{ENSEMBLE.name}{members}-{name}"
     subject = Subject(name, arch, res, IMAGENET_MEAN, IMAGENET_STD)
     subject.params = count_params(subject.network())
     return subject
@@ -117,10 +120,11 @@ def onnx_skip_reason(device: torch.device) -> str | None:
     return None
 
 
-def teacher_subject(subject: Subject) -> Subject:
-    """The full-width ResNet-18 with the labeler's stem, classes and input (random weights)."""
-    arch = resnet18_arch(subject.arch["num_classes"], member_archs(subject.arch)[0]["stem"])
-    teacher = Subject("resnet18-full", arch, subject.resolution, subject.mean, subject.std)
+def teacher_subject(subject: Subject, against: str) -> Subject:
+    """The full-width network of family `against` with the labeler's stem, classes and input (random weights)."""
+    family = architecture_of(against)
+    arch = family.full(subject.arch["num_classes"], member_archs(subject.arch)[0]["stem"])
+    teacher = Subject(f"{family.short_name}-full", arch, subject.resolution, subject.mean, subject.std)
     teacher.params = count_params(teacher.network())
     return teacher
 

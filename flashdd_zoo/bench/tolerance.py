@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..loaders.labeler import Labeler
+from ..runtime.labeler import Labeler
 
 
 def calibrate_batchnorm(net: nn.Module, images: torch.Tensor, batch: int = 100) -> nn.Module:

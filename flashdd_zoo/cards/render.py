@@ -1,25 +1,25 @@
-"""Model cards rendered from config.json alone: Hugging Face YAML front matter + human tables."""
+"""Model cards rendered from config.json and metrics.json: Hugging Face YAML front matter + human tables."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from ..labeler_config import CARD, read_config
-from ..models import describe_architecture
+from ..artifact.config import CARD, LabelerConfig, read_config
+from ..artifact.metrics import read_metrics
+from ..atomic import atomic_write_text
 from .measure import FLOPS_NOTE
 
 NOT_MEASURED = "not measured"
 
 
-def _pct(part: float | None, whole: float | None) -> str:
+def format_share(part: float | None, whole: float | None) -> str:
     return f"{100.0 * part / whole:.2f}%" if part is not None and whole else NOT_MEASURED
 
 
-def _acc(mean: float | None, std: float | None = None, seeds: int | None = None) -> str:
+def format_accuracy(mean: float | None, std: float | None = None, seeds: int | None = None) -> str:
     if mean is None:
         return NOT_MEASURED
     text = f"{mean:.2f}%"
@@ -30,12 +30,12 @@ def _acc(mean: float | None, std: float | None = None, seeds: int | None = None)
     return text
 
 
-def _num(value: Any, fmt: str, unit: str = "") -> str:
+def format_number(value: Any, fmt: str, unit: str = "") -> str:
     return NOT_MEASURED if value is None else format(value, fmt) + unit
 
 
-def card_metadata(config: dict[str, Any]) -> ModelCardData:
-    m, lin = config["metrics"], config["lineage"]
+def card_metadata(config: LabelerConfig, m: dict[str, Any]) -> ModelCardData:
+    lin = config.lineage
     dataset = lin.get("dataset", "unknown")
     split = lin.get("val_split", "val")
     results = []
@@ -51,56 +51,57 @@ def card_metadata(config: dict[str, Any]) -> ModelCardData:
                            metric_value=round(float(m[key]), 4), metric_name=label)
             )
     summary = {
-        "name": config["name"],
-        "kind": config["kind"],
+        "name": config.name,
+        "kind": config.kind,
         "dataset": dataset,
         "ipc": lin.get("ipc"),
-        "architecture": config["architecture"]["name"],
+        "architecture": config.architecture["name"],
         "params": m.get("params"),
         "weights_bytes": m.get("weights_bytes"),
         "gflops": m.get("gflops"),
         "tau_mean": m.get("tau_mean"),
         "student_top1_mean": m.get("student_top1_mean"),
         "teacher_top1": m.get("teacher_top1"),
-        "format_version": config["format_version"],
+        "format_version": config.format_version,
     }
     return ModelCardData(
         library_name="flashdd-zoo",
         pipeline_tag="image-classification",
-        tags=["flashdd-zoo", "dataset-distillation", "soft-labels", config["kind"], dataset],
+        tags=["flashdd-zoo", "dataset-distillation", "soft-labels", config.kind, dataset],
         datasets=[dataset],
         metrics=["accuracy"],
         eval_results=results or None,
-        model_name=config["name"] if results else None,
+        model_name=config.name if results else None,
         flashdd=summary,
     )
 
 
-def render_card(config: dict[str, Any]) -> str:
-    m, lin, inp = config["metrics"], config["lineage"], config["input"]
-    h, w = inp["size"]
-    name = config["name"]
+def render_card(config: LabelerConfig, m: dict[str, Any]) -> str:
+    lin, inp = config.lineage, config.input
+    h, w = inp.size
+    name = config.name
+    onnx_diff = format_number(m.get('onnx_max_abs_diff'), '.2e')
     body = f"""# {name}
 
-A **{config['kind']}** soft-label generator ("labeler") for dataset distillation, built by
+A **{config.kind}** soft-label generator ("labeler") for dataset distillation, built by
 [flashdd-zoo](https://pypi.org/project/flashdd-zoo/). It stands in for the full teacher a
 distillation codebase calls as `teacher_model(images)`: give it a batch of normalised images and it
-returns logits; `soft_labels` returns `softmax(logits / T)` (default T = {config['temperature']:g}).
+returns logits; `soft_labels` returns `softmax(logits / T)` (default T = {config.temperature:g}).
 
 ## Size and cost
 
 | quantity | value |
 |---|---|
-| parameters | {_num(m.get('params'), ',')} |
-| % of full teacher's parameters | {_pct(m.get('params'), m.get('teacher_params'))} |
-| weights on disk (model.safetensors) | {_num(m.get('weights_bytes'), ',', ' bytes')} |
-| % of full teacher's weights on disk | {_pct(m.get('weights_bytes'), m.get('teacher_weights_bytes'))} |
-| GFLOPs per image at {h}x{w} | {_num(m.get('gflops'), '.4f')} |
-| measured throughput | {_num(m.get('throughput_img_s'), ',.0f', ' images/s')}{_on(m.get('throughput_device'))} |
-| labeler throughput / full teacher's (same run) | {_num(m.get('throughput_speedup'), '.2f', 'x')} |
+| parameters | {format_number(m.get('params'), ',')} |
+| % of full teacher's parameters | {format_share(m.get('params'), m.get('teacher_params'))} |
+| weights on disk (model.safetensors) | {format_number(m.get('weights_bytes'), ',', ' bytes')} |
+| % of full teacher's weights on disk | {format_share(m.get('weights_bytes'), m.get('teacher_weights_bytes'))} |
+| GFLOPs per image at {h}x{w} | {format_number(m.get('gflops'), '.4f')} |
+| measured throughput | {format_number(m.get('throughput_img_s'), ',.0f', ' images/s')}{_on(m.get('throughput_device'))} |
+| labeler throughput / full teacher's (same run) | {format_number(m.get('throughput_speedup'), '.2f', 'x')} |
 | label-generation speed-up vs full teacher (extra label time per student epoch) | \
-{_num(m.get('label_speedup'), '.2f', 'x')}{_on(m.get('label_speedup_device'))} |
-| ONNX vs torch, max abs logit difference | {_num(m.get('onnx_max_abs_diff'), '.2e')} ({m.get('onnx_parity_images', 0)} real images) |
+{format_number(m.get('label_speedup'), '.2f', 'x')}{_on(m.get('label_speedup_device'))} |
+| ONNX vs torch, max abs logit difference | {onnx_diff} ({m.get('onnx_parity_images', 0)} real images) |
 
 {FLOPS_NOTE}.
 
@@ -108,10 +109,10 @@ returns logits; `soft_labels` returns `softmax(logits / T)` (default T = {config
 
 | quantity | value |
 |---|---|
-| tau(D_S): student top-1 with the full teacher | {_acc(m.get('tau_mean'), m.get('tau_std'), m.get('seeds'))} |
-| labeler top-1 on {lin.get('val_split', 'val')} | {_acc(m.get('teacher_top1'))} |
-| student top-1 with this labeler | {_acc(m.get('student_top1_mean'), m.get('student_top1_std'), m.get('seeds'))} |
-| full teacher top-1 | {_acc(m.get('full_teacher_top1'))} |
+| tau(D_S): student top-1 with the full teacher | {format_accuracy(m.get('tau_mean'), m.get('tau_std'), m.get('seeds'))} |
+| labeler top-1 on {lin.get('val_split', 'val')} | {format_accuracy(m.get('teacher_top1'))} |
+| student top-1 with this labeler | {format_accuracy(m.get('student_top1_mean'), m.get('student_top1_std'), m.get('seeds'))} |
+| full teacher top-1 | {format_accuracy(m.get('full_teacher_top1'))} |
 
 Students are randomly initialised and trained on the distilled set with this labeler's soft labels
 on every augmented batch, then scored on the real {lin.get('val_split', 'validation')} split{_epochs(m)}. Every
@@ -126,17 +127,17 @@ accuracy above is on that split. The capacity selection read its accuracies from
 | distilled set | {lin.get('distilled', '—')} |
 | distilled set sha256 | {lin.get('distilled_sha256', '—')} |
 | teacher | {lin.get('teacher', '—')} |
-| architecture | {describe_architecture(config['architecture'])} |
-| input | {inp['channels']}x{h}x{w}, normalised with mean {inp['mean']} and std {inp['std']} |
-| classes | {config['num_classes']} |
-{_members(config)}{_plots(config)}
+| architecture | {config.labeler_kind.describe(config)} |
+| input | {inp.channels}x{h}x{w}, normalised with mean {list(inp.mean)} and std {list(inp.std)} |
+| classes | {config.num_classes} |
+{config.labeler_kind.card_section(config, m)}{_plots(config)}
 ## Usage
 
 ```python
 from flashdd_zoo import load_labeler
 
 teacher_model = load_labeler("{lin.get('repo_id', 'PATH_OR_REPO_ID')}", device="cuda")
-soft = teacher_model.soft_labels(mixed_images, temperature={config['temperature']:g})
+soft = teacher_model.soft_labels(mixed_images, temperature={config.temperature:g})
 logits = teacher_model(mixed_images)
 ```
 
@@ -147,7 +148,7 @@ flashdd-zoo info {lin.get('repo_id', 'PATH')}
 The folder holds `config.json` (pure JSON), `model.safetensors`, `model.onnx` (input
 `images`, output `logits`, dynamic batch) and `manifest.json` (sha256 of every file, checked on load).
 """
-    return f"---\n{card_metadata(config).to_yaml()}\n---\n\n{body}"
+    return f"---\n{card_metadata(config, m).to_yaml()}\n---\n\n{body}"
 
 
 def _on(device: str | None) -> str:
@@ -158,34 +159,14 @@ def _epochs(m: dict[str, Any]) -> str:
     return f" after {m['eval_epochs']} epochs" if m.get("eval_epochs") else ""
 
 
-def _members(config: dict[str, Any]) -> str:
-    """An ensemble's members: source, parameters, own top-1 and weight (schedule, if any)."""
-    arch = config["architecture"]
-    if arch["name"] != "ensemble":
-        return ""
-    members = config["lineage"].get("members") or [{} for _ in arch["members"]]
-    rows = "\n".join(
-        f"| {i} | {m.get('source', '—')} | {_num(m.get('params'), ',')} | {_acc(m.get('top1'))} | {w:.3f} |"
-        for i, (m, w) in enumerate(zip(members, arch["weights"])))
-    schedule = "".join(f"\n- from epoch {s['from_epoch']}: weights {[round(w, 3) for w in s['weights']]}"
-                       for s in arch.get("schedule", []))
-    if schedule:
-        schedule = "\n\nWeight schedule (`soft_labels(..., epoch=e)` or `set_epoch(e)`):" + schedule
-    return ("\n## Ensemble members\n\nSoft labels are softmax of the weighted sum of the members' logits over T.\n\n"
-            "| member | source | parameters | top-1 | weight |\n|---|---|---|---|---|\n" + rows + schedule + "\n")
-
-
-def _plots(config: dict[str, Any]) -> str:
-    plots = config.get("plots") or []
+def _plots(config: LabelerConfig) -> str:
+    plots = config.plots
     if not plots:
         return ""
     return "\n## Plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in plots) + "\n"
 
 
 def write_card(folder: Path) -> Path:
-    """Render README.md from the folder's config.json (atomic replace)."""
-    text = render_card(read_config(folder))
-    tmp = folder / f".{CARD}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, folder / CARD)
-    return folder / CARD
+    """Render README.md from the folder's config.json and metrics.json (atomic replace)."""
+    config = read_config(folder)
+    return atomic_write_text(folder / CARD, render_card(config, read_metrics(folder, config)))

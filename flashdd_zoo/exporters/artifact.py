@@ -9,12 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..artifact.config import FORMAT, ONNX, WEIGHTS, LabelerConfig, write_config
+from ..artifact.metrics import write_metrics
+from ..artifact.refresh import refresh_card_and_manifest
 from ..atomic import atomic_dir
 from ..cards.measure import count_params, file_bytes, gflops_per_image
-from ..cards.render import write_card
 from ..data.images import normalize
-from ..labeler_config import FORMAT, FORMAT_VERSION, ONNX, WEIGHTS, make_config, write_config
-from .manifest import write_manifest
 from .onnx_export import check_parity, export_onnx
 from .weights import save_weights
 
@@ -39,24 +39,19 @@ def export_labeler(
 
     `sample_images` are real uint8 images of the dataset; the ONNX file is checked against torch
     on them. `metrics` carries measured accuracies (tau, teacher/student top-1, ...); the
-    exporter adds params, bytes, GFLOPs and the ONNX difference itself. Any failure leaves an
-    existing `out_dir` untouched and no partial folder behind.
+    exporter adds params, bytes, GFLOPs and the ONNX difference itself, and writes them all to
+    metrics.json. Any failure leaves an existing `out_dir` untouched and no partial folder behind.
     """
     out_dir = Path(out_dir)
     model = model.eval().cpu().float()
-    arch = model.arch
-    config_kwargs = dict(
-        name=name, kind=kind, architecture=arch, class_names=class_names, resolution=resolution,
-        mean=mean, std=std, lineage=lineage, metrics=metrics,
+    config = LabelerConfig.create(  # validated before any work
+        name=name, kind=kind, architecture=model.arch, class_names=class_names, resolution=resolution,
+        mean=mean, std=std, temperature=temperature, lineage=lineage,
         plots=sorted(k for k in (extra_files or {}) if k.endswith(".png")),
     )
-    if temperature is not None:
-        config_kwargs["temperature"] = temperature
-    make_config(**config_kwargs)  # validate before any work
-
     with atomic_dir(out_dir) as tmp:
-        save_weights(model, tmp / WEIGHTS, {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                            "name": name, "kind": kind, "architecture": arch})
+        save_weights(model, tmp / WEIGHTS, {"format": FORMAT, "format_version": config.format_version,
+                                            "name": name, "kind": kind, "architecture": config.architecture})
         x = normalize(sample_images[:32], mean, std)
         export_onnx(model, tmp / ONNX, x)
         onnx_diff = check_parity(model, tmp / ONNX, x)
@@ -68,18 +63,13 @@ def export_labeler(
             "onnx_max_abs_diff": onnx_diff,
             "onnx_parity_images": int(x.shape[0]),
         }
-        if kind == "teacher":  # a full teacher is its own reference size
-            measured["teacher_params"] = measured["params"]
-            measured["teacher_weights_bytes"] = measured["weights_bytes"]
-        config_kwargs["metrics"] = {**(metrics or {}), **measured}
-        config = make_config(**config_kwargs)
+        measured.update(config.labeler_kind.export_metrics(measured))
         for rel, src in (extra_files or {}).items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, tmp / rel)
         write_config(tmp, config)
-        write_card(tmp)
+        write_metrics(tmp, {**(metrics or {}), **measured})
         for f in tmp.rglob("*"):
             f.chmod(0o755 if f.is_dir() else 0o644)
-        write_manifest(tmp)
+        refresh_card_and_manifest(tmp)
     return out_dir
-

@@ -6,6 +6,7 @@ import json
 import struct
 from pathlib import Path
 
+from safetensors import safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
@@ -35,8 +36,20 @@ def _canonical_header(blob: bytes) -> bytes:
     return blob[:8] + text.ljust(size) + blob[8 + size :]
 
 
+def read_weights_header(path: Path) -> dict[str, str]:
+    """The metadata the exporter wrote into the safetensors header (JSON strings), without reading tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise ArtifactError(f"{path} is not a readable safetensors file: {e}") from e
+
+
 def load_weights(model: nn.Module, path: Path) -> nn.Module:
-    """Load safetensors into `model`, refusing any missing, extra or mis-shaped tensor."""
+    """Load safetensors into `model`, refusing any missing, extra or mis-shaped tensor.
+
+    A model built on the meta device takes the loaded tensors as they are (no second copy).
+    """
     try:
         state = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for corrupt headers
@@ -55,6 +68,6 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
             f"missing {missing[:4]}, unexpected {extra[:4]}, shape mismatches {shapes[:4]}. "
             "The weights and config.json must come from the same export."
         )
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=any(t.is_meta for t in expected.values()))
     return model
 

@@ -1,14 +1,14 @@
-"""Labeler runtime and loading (local folders; Hub repos)."""
+"""Loading labelers: from local folders and from Hub repos (runtime/ runs them)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ArtifactError
+from ..errors import ArtifactArgumentError
+from ..hub import looks_like_repo_id
+from ..runtime.labeler import Labeler
 from .hub import load_hub_labeler
-from .hub_common import looks_like_repo_id
 from .hub_index import list_labelers
-from .labeler import Labeler
 from .local import load_local_labeler
 
 __all__ = ["Labeler", "list_labelers", "load_labeler", "load_local_labeler"]
@@ -43,11 +43,11 @@ def load_labeler(
     if isinstance(path_or_repo, Path) or local.is_dir():
         given = sorted(k for k, v in hub.items() if v not in (None, False))
         if given:
-            raise ArtifactError(f"{', '.join(given)} only apply to Hub repo ids; {local} is a local folder.")
+            raise ArtifactArgumentError(f"{', '.join(given)} only apply to Hub repo ids; {local} is a local folder.")
         return load_local_labeler(local / name if name else local, **runtime)
     if looks_like_repo_id(str(path_or_repo)):
         return load_hub_labeler(str(path_or_repo), name=name, **hub, **runtime)
-    raise ArtifactError(
+    raise ArtifactArgumentError(
         f"{str(path_or_repo)!r} is neither a labeler folder on this machine nor a Hub repo id "
         "(ORG/NAME). Check the path, or pass the repo id as the Hub shows it, e.g. "
         "flashdd/resnet18-imagenet1k-ipc10-pruned."

@@ -16,11 +16,11 @@ import httpx2
 from huggingface_hub import get_cached_repo_tree, snapshot_download
 from huggingface_hub.errors import CachedRepoTreeNotFoundError, HfHubHTTPError
 
-from ..errors import ArtifactError, HubError
+from ..artifact.config import CONFIG, LabelerConfig, read_config
+from ..errors import ArtifactArgumentError, ArtifactError, HubError, HubInvalidId, HubNotALabeler, HubRepoNotFound, HubRevisionNotFound
 from ..exporters.manifest import MANIFEST, read_manifest, verify_manifest
-from ..labeler_config import CONFIG, REQUIRED_FILES, read_config
-from .hub_common import LIBRARY, check_repo_id, endpoint_url, hub_api, hub_errors, revision_not_found
-from .labeler import Labeler
+from ..hub import LIBRARY, check_repo_id, endpoint_url, hub_api, hub_errors, revision_not_found
+from ..runtime.labeler import Labeler
 from .local import BACKENDS, load_local_labeler
 
 
@@ -74,7 +74,7 @@ def load_hub_labeler(
     """Download (or find in the cache) and load a labeler published on the Hub."""
     backend = load_kwargs.get("backend", "torch")
     if backend not in BACKENDS:  # before any download
-        raise ArtifactError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
+        raise ArtifactArgumentError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
     folder = download_labeler(repo_id, revision=revision, name=name, endpoint=endpoint, token=token,
                               cache_dir=cache_dir, local_files_only=local_files_only,
                               force_download=force_download)
@@ -85,12 +85,12 @@ def load_hub_labeler(
 
 
 def pull_labeler(repo_id: str, *, revision: str | None = None, name: str | None = None,
-                 **fetch: Any) -> tuple[Path, dict[str, Any]]:
+                 **fetch: Any) -> tuple[Path, LabelerConfig]:
     """Download a labeler and verify every file against its manifest; returns (folder, config)."""
     folder = download_labeler(repo_id, revision=revision, name=name, **fetch)
     try:
         config = read_config(folder)
-        verify_manifest(folder, required=REQUIRED_FILES)
+        verify_manifest(folder, required=config.required_files)
     except ArtifactError as e:
         raise ArtifactError(f"{e}\n{_refetch_hint(repo_id, revision, name, folder)}") from e
     return folder, config
@@ -102,8 +102,8 @@ def _revision_checked(repo_id: str, revision: str | None, endpoint: str | None, 
     found" for a missing revision: the repo's refs tell the two cases apart."""
     try:
         yield
-    except HubError as e:
-        if e.reason not in ("repo_not_found", "revision_not_found") or revision is None or offline:
+    except (HubRepoNotFound, HubRevisionNotFound) as e:
+        if revision is None or offline:
             raise
         try:
             refs = hub_api(endpoint, token).list_repo_refs(repo_id)
@@ -134,8 +134,7 @@ def _prefix(name: str | None) -> str:
         return ""
     parts = PurePosixPath(name.strip("/")).parts
     if not parts or any(p in ("..", ".") for p in parts):
-        raise HubError(f"labeler name {name!r} must be a folder inside the repo, e.g. 'resnet18-cifar10'.",
-                       reason="invalid_id")
+        raise HubInvalidId(f"labeler name {name!r} must be a folder inside the repo, e.g. 'resnet18-cifar10'.")
     return "/".join(parts) + "/"
 
 
@@ -160,8 +159,7 @@ def _not_a_labeler(repo_id: str, revision: str | None, name: str | None, commit:
     else:
         hint = ("It holds no flashdd-zoo labeler; check the repo id (and name=), or publish one with "
                 "`flashdd-zoo publish`.")
-    return HubError(f"{where} is not a flashdd-zoo labeler: it has no {CONFIG} + {MANIFEST}. {hint}",
-                    reason="not_a_labeler")
+    return HubNotALabeler(f"{where} is not a flashdd-zoo labeler: it has no {CONFIG} + {MANIFEST}. {hint}")
 
 
 def _labeler_folders(repo_id: str, commit: str, cache_dir: str | Path | None) -> list[str]:

@@ -13,10 +13,10 @@ from typing import Any
 
 from huggingface_hub import ModelCard, RepoFile
 
-from ..errors import HubError
+from ..artifact.config import CARD
+from ..errors import HubInvalidId
 from ..exporters.manifest import MANIFEST
-from ..labeler_config import CARD
-from .hub_common import LIBRARY, check_repo_id, hub_api, hub_errors
+from ..hub import LIBRARY, check_repo_id, hub_api, hub_errors
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,7 @@ def list_labelers(
     root card has a flashdd block); a zoo repo's from the card of each folder holding a manifest.
     """
     if (author is None) == (repo_id is None):
-        raise HubError("list_labelers takes an organisation (author=) or a zoo repo (repo_id=), not both.",
-                       reason="invalid_id")
+        raise HubInvalidId("list_labelers takes an organisation (author=) or a zoo repo (repo_id=), not both.")
     api = hub_api(endpoint, token)
     if repo_id is not None:
         check_repo_id(repo_id)

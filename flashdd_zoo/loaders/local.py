@@ -1,4 +1,4 @@
-"""Load a labeler from a local folder: version check, manifest check, strict rebuild."""
+"""Load a labeler from a local folder: version check, manifest check, strict rebuild by its kind."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ArtifactError
+from ..artifact.config import ONNX, WEIGHTS, LabelerConfig, read_config
+from ..artifact.metrics import read_metrics
+from ..errors import ArtifactArgumentError, ArtifactError
 from ..exporters.manifest import verify_manifest
 from ..exporters.onnx_export import onnx_session
-from ..exporters.weights import load_weights
-from ..labeler_config import ONNX, REQUIRED_FILES, WEIGHTS, make_config, read_config
-from ..models import build_model
-from .fast import optimize_network, resolve_options, unaligned_widths
-from .labeler import Labeler
+from ..exporters.weights import load_weights, read_weights_header
+from ..kinds import PRUNED, kind_for
+from ..runtime.fast import optimize_network, resolve_options, unaligned_widths
+from ..runtime.labeler import Labeler
 
 BACKENDS = ("torch", "onnx")
 
@@ -47,7 +48,7 @@ def load_local_labeler(
     [0, 1] images instead (the normalisation is folded exactly into the first convolution).
     `stack_members=True` runs an ensemble whose members share one architecture as one network of
     grouped convolutions (all members in one pass; `fast` turns it on for CUDA).
-    Numerical tolerances are stated in flashdd_zoo.loaders.fast. The onnx backend takes none of
+    Numerical tolerances are stated in flashdd_zoo.runtime.fast. The onnx backend takes none of
     these options.
     """
     folder = Path(folder)
@@ -55,39 +56,43 @@ def load_local_labeler(
                     fuse_normalization=fuse_normalization, cuda_graphs=cuda_graphs, compile=compile,
                     graph_cache_size=graph_cache_size, stack_members=stack_members)
     if backend not in BACKENDS:
-        raise ArtifactError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
+        raise ArtifactArgumentError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
     if backend == "onnx" and (fast or any(v is not None for v in explicit.values())):
-        raise ArtifactError("fast-path options (fast, dtype, channels_last, fold_bn, fuse_normalization, "
+        raise ArtifactArgumentError("fast-path options (fast, dtype, channels_last, fold_bn, fuse_normalization, "
                             "cuda_graphs, compile, stack_members) apply to backend='torch' only; drop them for 'onnx'.")
     if not folder.is_dir():
         raise ArtifactError(f"no labeler folder at {folder}.")
     config = read_config(folder)
-    verify_manifest(folder, required=REQUIRED_FILES)
+    verify_manifest(folder, required=config.required_files)
+    metrics = read_metrics(folder, config)
     if backend == "onnx":
-        return Labeler(config, folder, session=onnx_session(folder / ONNX, ort_providers(device)), resize=resize)
-    net = load_weights(build_model(config["architecture"]), folder / WEIGHTS)
-    return torch_labeler(net, config, folder, device, resize, fast=fast, **explicit)
+        session = onnx_session(folder / ONNX, ort_providers(device))
+        return Labeler(config, folder, session=session, resize=resize, metrics=metrics)
+    kind = config.labeler_kind
+    kind.check_weights_header(config, read_weights_header(folder / WEIGHTS), folder / WEIGHTS)
+    net = load_weights(kind.build(config), folder / WEIGHTS)
+    return torch_labeler(net, config, metrics, folder, device, resize, fast=fast, **explicit)
 
 
-def torch_labeler(net: nn.Module, config: dict[str, Any], folder: Path | None,
+def torch_labeler(net: nn.Module, config: LabelerConfig, metrics: dict[str, Any], folder: Path | None,
                   device: str | torch.device, resize: bool = False, fast: bool = False,
                   **explicit: Any) -> Labeler:
-    """Wrap a float32 network (ResNet built from `config`) as a Labeler with the chosen options."""
-    options = resolve_options(device, fast=fast, ensemble=config["architecture"]["name"] == "ensemble", **explicit)
+    """Wrap a float32 network (built from `config`) as a Labeler with the chosen options."""
+    options = resolve_options(device, fast=fast, kind=config.labeler_kind, **explicit)
     if options.dtype != torch.float32 and torch.device(device).type == "cuda":
-        odd = unaligned_widths(config["architecture"])
+        odd = unaligned_widths(config.architecture)
         if odd:
-            warnings.warn(f"{config['name']}: channel counts {odd} are not multiples of 8; "
+            warnings.warn(f"{config.name}: channel counts {odd} are not multiples of 8; "
                           "tensor-core kernels run far below peak on them.", RuntimeWarning, stacklevel=3)
     net = optimize_network(net, options, config, device)
-    return Labeler(config, folder, net=net, resize=resize, options=options)
+    return Labeler(config, folder, net=net, resize=resize, options=options, metrics=metrics)
 
 
 def labeler_from_module(
     net: nn.Module, *, resolution: int, mean: tuple[float, ...], std: tuple[float, ...],
     name: str = "in-memory", device: str | torch.device = "cpu", fast: bool = False, **options: Any,
 ) -> Labeler:
-    """A Labeler around an in-memory ResNet or Ensemble (e.g. a freshly pruned one) without a folder.
+    """A Labeler around an in-memory network (e.g. a freshly pruned one) without a folder.
 
     Class names are placeholders; use it to run or benchmark a network before it is exported.
     The caller's module is left untouched (the labeler runs a copy).
@@ -96,12 +101,11 @@ def labeler_from_module(
 
     net = copy.deepcopy(net)
     arch = net.arch
-    config = make_config(
-        name=name, kind="ensemble" if arch["name"] == "ensemble" else "pruned", architecture=arch,
-        class_names=[f"class_{i}" for i in range(arch["num_classes"])],
-        resolution=resolution, mean=mean, std=std, metrics={"params": count_params(net)},
+    config = LabelerConfig.create(
+        name=name, kind=kind_for(arch, single=PRUNED).name, architecture=arch,
+        class_names=[f"class_{i}" for i in range(arch["num_classes"])], resolution=resolution, mean=mean, std=std,
     )
-    return torch_labeler(net, config, None, device, fast=fast, **options)
+    return torch_labeler(net, config, {"params": count_params(net)}, None, device, fast=fast, **options)
 
 
 def ort_providers(device: str | torch.device) -> list[str]:
@@ -110,7 +114,6 @@ def ort_providers(device: str | torch.device) -> list[str]:
 
     wanted = str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
     return ["CUDAExecutionProvider", "CPUExecutionProvider"] if wanted else ["CPUExecutionProvider"]
-
 
 
 def ort_uses_gpu(device: str | torch.device) -> bool:

@@ -19,15 +19,17 @@ import torch
 from torch import nn
 
 from ..errors import ArtifactError
-from .resnet import BasicBlock, ResNet, validate_arch
+from .architecture import Architecture
+from .resnet import BasicBlock
 
+NAME = "ensemble"
 WEIGHTS_BUFFER = "member_weights"
 
 
 def ensemble_arch(members: list[dict[str, Any]], weights: list[float] | None = None,
                   schedule: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The JSON architecture of an ensemble of ResNet members (weights default to uniform)."""
-    arch = {"name": "ensemble", "num_classes": members[0]["num_classes"] if members else 0,
+    arch = {"name": NAME, "num_classes": members[0]["num_classes"] if members else 0,
             "members": [dict(m) for m in members],
             "weights": _normalised(weights or [1.0] * len(members), "weights")}
     if schedule:
@@ -42,7 +44,7 @@ def validate_ensemble_arch(arch: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(members, list) or len(members) < 2:
         raise ArtifactError(f"an ensemble needs at least 2 members, got {members!r:.80}.")
     for m in members:
-        validate_arch(m)
+        _member_architecture(m).validate(m)
     classes = {m["num_classes"] for m in members}
     stems = {m["stem"] for m in members}
     if len(classes) > 1 or arch.get("num_classes") not in classes:
@@ -85,8 +87,9 @@ class Ensemble(nn.Module):
     def __init__(self, arch: dict[str, Any]):
         super().__init__()
         self.arch = validate_ensemble_arch(arch)
-        self.members = nn.ModuleList(ResNet(a) for a in arch["members"])
-        self.register_buffer(WEIGHTS_BUFFER, torch.tensor(arch["weights"]), persistent=False)
+        self.members = nn.ModuleList(_member_architecture(a).build(a) for a in arch["members"])
+        # not in the weights file, so never on the meta device: loading weights cannot fill it in
+        self.register_buffer(WEIGHTS_BUFFER, torch.tensor(arch["weights"], device="cpu"), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = torch.stack([member(x) for member in self.members], dim=1)
@@ -202,3 +205,39 @@ def _normalised(weights: list[float], what: str) -> list[float]:
         raise ArtifactError(f"ensemble {what} {weights!r} must be non-negative with a positive sum.")
     total = sum(values)
     return [w / total for w in values]
+
+
+def _member_architecture(arch: dict[str, Any]) -> Architecture:
+    from .registry import architecture_of  # the registry lists this module's ENSEMBLE too
+
+    family = architecture_of(arch)
+    if family.composite:
+        raise ArtifactError("an ensemble member must be a single network, not another ensemble.")
+    return family
+
+
+class EnsembleArchitecture(Architecture):
+    """Several single networks whose logits are combined with per-member weights."""
+
+    name = short_name = NAME
+    composite = True
+
+    def validate(self, arch: dict[str, Any]) -> dict[str, Any]:
+        return validate_ensemble_arch(arch)
+
+    def build(self, arch: dict[str, Any]) -> nn.Module:
+        return Ensemble(arch)
+
+    def describe(self, arch: dict[str, Any]) -> str:
+        first = arch["members"][0]
+        return f"{NAME} of {len(arch['members'])} {_member_architecture(first).describe(first)}"
+
+    def members(self, arch: dict[str, Any]) -> list[dict[str, Any]]:
+        return arch["members"]
+
+    def named_widths(self, arch: dict[str, Any]) -> list[tuple[str, int]]:
+        return [(f"members.{i}.{where}", c) for i, m in enumerate(arch["members"])
+                for where, c in _member_architecture(m).named_widths(m)]
+
+
+ENSEMBLE = EnsembleArchitecture()

@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from ..errors import ArtifactError
+from .architecture import Architecture
 
+NAME = "resnet18"
 FULL_STAGE_WIDTHS = (64, 128, 256, 512)
 STEMS = ("cifar", "imagenet")
 
@@ -87,7 +89,7 @@ def resnet18_arch(num_classes: int, stem: str, scale: float = 1.0) -> dict[str, 
     """The unpruned ResNet-18 configuration (optionally uniformly thinner by `scale`)."""
     stages = [max(8, int(round(c * scale / 8)) * 8) for c in FULL_STAGE_WIDTHS]
     return {
-        "name": "resnet18",
+        "name": NAME,
         "stem": stem,
         "num_classes": num_classes,
         "widths": {"stem": stages[0], "stages": stages, "inner": [[c, c] for c in stages]},
@@ -97,8 +99,8 @@ def resnet18_arch(num_classes: int, stem: str, scale: float = 1.0) -> dict[str, 
 def validate_arch(arch: dict[str, Any]) -> dict[str, Any]:
     """Check an architecture dict from config.json; raise ArtifactError naming the bad field."""
     try:
-        if arch["name"] != "resnet18":
-            raise ArtifactError(f"unknown architecture {arch['name']!r}; this version builds 'resnet18'.")
+        if arch["name"] != NAME:
+            raise ArtifactError(f"architecture {arch['name']!r} is not a {NAME}.")
         if arch["stem"] not in STEMS:
             raise ArtifactError(f"unknown stem {arch['stem']!r}; expected one of {STEMS}.")
         w = arch["widths"]
@@ -130,7 +132,7 @@ def arch_of(model: nn.Module, num_classes: int | None = None) -> dict[str, Any]:
         inner.append([block.conv1.out_channels for block in layer])
     return validate_arch(
         {
-            "name": "resnet18",
+            "name": NAME,
             "stem": stem,
             "num_classes": num_classes or model.fc.out_features,
             "widths": {"stem": model.conv1.out_channels, "stages": stages, "inner": inner},
@@ -158,3 +160,29 @@ def load_torchvision_resnet18(path: str, num_classes: int = 1000) -> ResNet:
     if num_classes != model.fc.out_features:
         raise ArtifactError(f"{path} has {model.fc.out_features} classes, expected {num_classes}.")
     return model
+
+
+class ResNet18Architecture(Architecture):
+    name = short_name = NAME
+
+    def validate(self, arch: dict[str, Any]) -> dict[str, Any]:
+        return validate_arch(arch)
+
+    def build(self, arch: dict[str, Any]) -> nn.Module:
+        return ResNet(arch)
+
+    def describe(self, arch: dict[str, Any]) -> str:
+        return f"{NAME} ({arch['stem']} stem)"
+
+    def named_widths(self, arch: dict[str, Any]) -> list[tuple[str, int]]:
+        w = arch["widths"]
+        named = [("stem", w["stem"])]
+        named += [(f"layer{s + 1}", c) for s, c in enumerate(w["stages"])]
+        named += [(f"layer{s + 1}.{b}.conv1", c) for s, blocks in enumerate(w["inner"]) for b, c in enumerate(blocks)]
+        return named
+
+    def full(self, num_classes: int, stem: str) -> dict[str, Any]:
+        return resnet18_arch(num_classes, stem)
+
+
+RESNET18 = ResNet18Architecture()

@@ -13,12 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+from ..artifact import WEIGHTS, read_config, read_metrics
 from ..data.images import ImageSet, load_split, training_split
 from ..data.registry import Dataset, resolve_dataset
 from ..errors import FlashDDError
 from ..exporters import export_labeler
 from ..exporters.manifest import sha256_file
-from ..labeler_config import WEIGHTS
+from ..kinds import PRUNED, TEACHER
+from ..models import is_composite
 from ..results import device_name
 from .capacity import mean_dis, select_capacity
 from .checkpoints import load_checkpoint
@@ -137,7 +139,7 @@ def _teacher_stage(ctx: BuildContext) -> dict:
 
     def adopt() -> dict:
         teacher = load_teacher(source, ds.num_classes)
-        if teacher.model.arch["name"] == "ensemble":
+        if is_composite(teacher.model.arch):
             raise FlashDDError(f"--teacher {source} is an ensemble; the build prunes one ResNet teacher. Give its "
                                "strongest member instead (the ensemble can label students via `flashdd-zoo evaluate`).")
         if cfg.holdout_per_class and teacher.holdout_per_class != cfg.holdout_per_class:
@@ -149,7 +151,7 @@ def _teacher_stage(ctx: BuildContext) -> dict:
         dev = pick_device(cfg.device)
         top1 = top1_accuracy(teacher.model.to(dev), ctx.val, ds.spec.mean, ds.spec.std, dev)
         folder = export_labeler(
-            teacher.model, ctx.work / "teacher", name=f"resnet18-{ds.slug}-teacher", kind="teacher",
+            teacher.model, ctx.work / "teacher", name=TEACHER.default_name(teacher.model.arch, ds.slug), kind=TEACHER.name,
             class_names=ds.class_names, resolution=ds.resolution, mean=ds.spec.mean, std=ds.spec.std,
             sample_images=ctx.val.spread(32), lineage={"dataset": ds.name, "teacher": teacher.source},
             metrics={"teacher_top1": top1, "full_teacher_top1": top1})
@@ -166,10 +168,10 @@ def _choice_top1(ctx: BuildContext, model, val_top1: float) -> float:
 
 
 def _teacher_info(folder: Path, top1: float, choice_top1: float, source: str) -> dict:
-    config = json.loads((Path(folder) / "config.json").read_text())
+    metrics = read_metrics(Path(folder), read_config(Path(folder)))
     return {"labeler_dir": str(folder), "top1": top1, "choice_top1": choice_top1, "source": source,
-            "sha256": sha256_file(Path(folder) / WEIGHTS), "params": config["metrics"]["params"],
-            "weights_bytes": config["metrics"]["weights_bytes"], "gflops": config["metrics"]["gflops"]}
+            "sha256": sha256_file(Path(folder) / WEIGHTS), "params": metrics["params"],
+            "weights_bytes": metrics["weights_bytes"], "gflops": metrics["gflops"]}
 
 
 def _distilled_stage(ctx: BuildContext, teacher: dict) -> dict:
@@ -290,11 +292,11 @@ def _dis_stage(ctx: BuildContext, member: dict, d_s: dict) -> dict:
 def _export_stage(ctx: BuildContext, report: dict, chosen_path: str, chosen: dict | None, plots: dict) -> Path:
     ds, teacher, tau, student = ctx.dataset, report["teacher"], report["tau"], report["student"]
     if chosen is None:
-        model, kind = load_teacher(chosen_path, ds.num_classes).model, "teacher"
+        model, kind = load_teacher(chosen_path, ds.num_classes).model, TEACHER
     else:
         model, _ = load_checkpoint(Path(chosen_path))
-        kind = "pruned"
-    name = f"resnet18-{ds.slug}-ipc{report['ipc']}-{kind}"
+        kind = PRUNED
+    name = kind.default_name(model.arch, ds.slug, report["ipc"])
     top1 = chosen["top1"] if chosen else teacher["top1"]
     metrics = {
         "tau_mean": tau["top1_mean"], "tau_std": tau["top1_std"], "seeds": len(ctx.cfg.seeds),
@@ -311,7 +313,7 @@ def _export_stage(ctx: BuildContext, report: dict, chosen_path: str, chosen: dic
         metrics["label_speedup"] = sum(tau["label_seconds"]) / sum(student["label_seconds"])
         metrics["label_speedup_device"] = device_name()
     return export_labeler(
-        model, Path(ctx.cfg.out) / name, name=name, kind=kind, class_names=ds.class_names,
+        model, Path(ctx.cfg.out) / name, name=name, kind=kind.name, class_names=ds.class_names,
         resolution=ds.resolution, mean=ds.spec.mean, std=ds.spec.std, sample_images=ctx.val.spread(32),
         lineage={"dataset": ds.name, "ipc": report["ipc"], "val_split": ds.val_split(),
                  "selection_split": report["splits"]["selection"],

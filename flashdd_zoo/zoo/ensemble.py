@@ -11,7 +11,8 @@ from ..data.images import ImageSet, load_split
 from ..data.registry import Dataset
 from ..errors import FlashDDError
 from ..exporters import export_labeler
-from ..models import Ensemble, ResNet, ensemble_arch
+from ..kinds import ENSEMBLE
+from ..models import Ensemble, ensemble_arch, is_composite
 from .runtime import pick_device, top1_accuracy
 from .teachers import load_teacher
 
@@ -57,7 +58,7 @@ def build_ensemble(
         raise FlashDDError(f"an ensemble needs at least 2 member teachers, got {len(sources)}.")
     teachers = [load_teacher(s, dataset.num_classes) for s in sources]
     for source, t in zip(sources, teachers):
-        if not isinstance(t.model, ResNet):
+        if is_composite(t.model.arch):
             raise FlashDDError(f"member {source} is itself an ensemble; give its members instead.")
     ensemble = Ensemble(ensemble_arch([t.model.arch for t in teachers], weights, schedule))
     for slot, t in zip(ensemble.members, teachers):
@@ -68,9 +69,9 @@ def build_ensemble(
     member_top1s = [top1_accuracy(t.model.to(dev).eval(), val, mean, std, dev) for t in teachers]
     top1 = top1_accuracy(ensemble.to(dev).eval(), val, mean, std, dev)
     members = [{"source": t.source, "params": count_params(t.model), "top1": acc} for t, acc in zip(teachers, member_top1s)]
-    name = name or f"resnet18-{dataset.slug}-ensemble{len(teachers)}"
+    name = name or ENSEMBLE.default_name(ensemble.arch, dataset.slug)
     folder = export_labeler(
-        ensemble, out, name=name, kind="ensemble", class_names=dataset.class_names,
+        ensemble, out, name=name, kind=ENSEMBLE.name, class_names=dataset.class_names,
         resolution=dataset.resolution, mean=mean, std=std, sample_images=val.spread(32),
         lineage={"dataset": dataset.name, "val_split": dataset.val_split(),
                  "teacher": f"ensemble of {len(teachers)}: " + ", ".join(t.source for t in teachers),

@@ -21,7 +21,8 @@ from torch import nn
 
 from ..data.images import ImageSet, normalize
 from ..data.registry import Dataset
-from ..loaders.timing import LabelTimer
+from ..models import DEFAULT_SINGLE
+from ..runtime.timing import LabelTimer
 from .augment import cutmix, random_resized_crop, shuffle_patches
 from .distill import default_factor
 from .runtime import autocast, generator, param_groups, pick_device, prepare_model, progress, seed_everything, top1_accuracy, world
@@ -42,7 +43,7 @@ class EvalProtocol:
     cutmix_alpha: float = 1.0
     factor: int | None = None  # ShufflePatches strips / RRC min scale 1/factor; None: by resolution
     schedule: str = "rded"  # "rded": lr * (1 + cos(pi t / 2T)) / 2 as RDED's code; "cosine": to 0
-    student: str = "resnet18"
+    student: str = DEFAULT_SINGLE.name
     student_stem: str | None = None  # None: the dataset's default stem
 
     def lr_at(self, epoch: float) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from pathlib import Path
 
@@ -11,6 +10,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from ..atomic import atomic_write_text  # noqa: E402
 
 
 def capacity_curve(r: dict) -> dict:
@@ -43,15 +44,9 @@ def write_report(out: Path, report: dict) -> dict[str, Path]:
              "dis": _plot_dis(out / "plots" / "dis.png", report)}
     if "curve" in report:
         plots["curve"] = _plot_curve(out / "plots" / "curve.png", report)
-    _atomic_write(out / "build-report.json", json.dumps(report, indent=2, default=str) + "\n")
-    _atomic_write(out / "build-report.md", render_markdown(report))
+    atomic_write_text(out / "build-report.json", json.dumps(report, indent=2, default=str) + "\n")
+    atomic_write_text(out / "build-report.md", render_markdown(report))
     return plots
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def render_markdown(r: dict) -> str:

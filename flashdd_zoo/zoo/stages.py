@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from ..atomic import atomic_write_text
 
 
 def digest(key: Any) -> str:
@@ -41,6 +42,4 @@ class StageCache:
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.entries, indent=2, default=str) + "\n")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.entries, indent=2, default=str) + "\n")

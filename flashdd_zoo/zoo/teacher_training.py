@@ -17,6 +17,7 @@ from ..data.images import ImageSet, load_split, normalize, training_split
 from ..data.registry import Dataset
 from ..errors import FlashDDError
 from ..exporters import export_labeler
+from ..kinds import TEACHER
 from ..models import build_model, resnet18_arch
 from .augment import random_resized_crop, random_translate_flip
 from .checkpoints import load_checkpoint, read_checkpoint_meta, restore_optimizer, save_checkpoint
@@ -111,8 +112,8 @@ def train_teacher(
             bar.update(task, advance=1, status=f"loss {loss:.3f}")
     top1 = top1_accuracy(model, val, mean, std, dev)
     labeler = export_labeler(
-        model, out_dir / "teacher", name=f"resnet18-{dataset.name.replace(':', '-')}-teacher",
-        kind="teacher", class_names=dataset.class_names, resolution=dataset.resolution,
+        model, out_dir / "teacher", name=TEACHER.default_name(model.arch, dataset.name.replace(":", "-")),
+        kind=TEACHER.name, class_names=dataset.class_names, resolution=dataset.resolution,
         mean=mean, std=std, sample_images=val.spread(32),
         lineage={"dataset": dataset.name, "val_split": dataset.val_split(), "teacher": "trained by flashdd-zoo",
                  "recipe": dataclasses.asdict(recipe)},

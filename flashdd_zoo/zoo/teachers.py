@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import nn
 
+from ..artifact.config import CONFIG
 from ..errors import ArtifactError
-from ..labeler_config import CONFIG
 from ..models import load_torchvision_resnet18
 
 
@@ -31,8 +31,8 @@ def load_teacher(source: str | Path, num_classes: int) -> Teacher:
 
         labeler = load_local_labeler(path)
         _check_classes(labeler.num_classes, num_classes, path)
-        recipe = labeler.config["lineage"].get("recipe") or {}
-        return Teacher(labeler.net, f"labeler:{labeler.config['name']}", dict(labeler.config["metrics"]),
+        recipe = labeler.config.lineage.get("recipe") or {}
+        return Teacher(labeler.net, f"labeler:{labeler.config.name}", dict(labeler.metrics),
                        recipe.get("holdout_per_class"))
     from .checkpoints import is_checkpoint, load_checkpoint
 

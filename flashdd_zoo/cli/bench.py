@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -11,8 +10,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from .cli_common import console, friendly_errors, number_list
-from .results import this_command
+from ..atomic import atomic_write_text
+from ..models import single_architectures
+from ..results import this_command
+from .common import console, friendly_errors, number_list
 
 RESULTS_DIR = Path("benchmarks/results")
 INPUT_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
@@ -41,7 +42,8 @@ def _device(name: str):
 @click.option("--classes", type=int, default=1000, show_default=True, help="Classes without LABELER.")
 @click.option("--res", type=int, default=None, help="Input resolution (default: the labeler's, else 224).")
 @click.option("--batch", type=int, default=100, show_default=True, help="Images per batch.")
-@click.option("--against", type=click.Choice(["resnet18", "none"]), default="resnet18", show_default=True,
+@click.option("--against", type=click.Choice([*single_architectures(), "none"]), default=single_architectures()[0],
+              show_default=True,
               help="Full teacher measured in the same run (float32 eager, random weights).")
 @click.option("--backends", default="torch", show_default=True, help="Comma list of torch, onnx.")
 @click.option("--device", "device_name", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
@@ -70,7 +72,7 @@ def _device(name: str):
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=RESULTS_DIR,
               show_default=True, help="Folder for --record.")
 @click.option("--update-card", is_flag=True,
-              help="Write the measured throughput and speed-up into LABELER's config.json, card and manifest.")
+              help="Write the measured throughput and speed-up into LABELER's metrics.json, card and manifest.")
 @friendly_errors
 def bench(labeler, stage_widths, stem_width, widths_scale, members, classes, res, batch, against, backends,
           device_name, dtype, cuda_graphs, channels_last, compile_mode, stack_members, raw_input, input_dtype, repeats,
@@ -83,9 +85,10 @@ def bench(labeler, stage_widths, stem_width, widths_scale, members, classes, res
     """
     import torch
 
-    from .bench import BenchSpec, record_throughput, result_metrics, run_bench, throughput_metrics
-    from .bench.targets import subject_from_folder, subject_from_widths
-    from .results import write_result
+    from ..artifact.refresh import update_metrics
+    from ..bench import BenchSpec, result_metrics, run_bench, throughput_metrics
+    from ..bench.targets import subject_from_folder, subject_from_widths
+    from ..results import write_result
 
     dev = _device(device_name)
     torch.backends.cudnn.benchmark = cudnn_benchmark
@@ -115,14 +118,12 @@ def bench(labeler, stage_widths, stem_width, widths_scale, members, classes, res
     _print(report)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = json_out.with_name(json_out.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-        os.replace(tmp, json_out)
+        atomic_write_text(json_out, json.dumps(report, indent=2) + "\n")
     if record:
         path = write_result(results_dir, record, result_metrics(report), command=report["command"])
         console.print(f"[green]recorded[/green] {path}")
     if update_card:
-        record_throughput(labeler, throughput_metrics(report))
+        update_metrics(labeler, throughput_metrics(report))
         console.print(f"[green]throughput written to the card of[/green] {labeler}")
 
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from .cli_common import console, data_root_option, friendly_errors, number_list
+from ..kinds import ENSEMBLE
+from .common import console, data_root_option, friendly_errors, number_list
 
 
-@click.command("ensemble")
+@click.command(ENSEMBLE.name)
 @click.argument("members", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--dataset", "dataset_name", required=True, help="Registry name or folder:PATH the members were trained on.")
 @data_root_option
@@ -32,8 +33,8 @@ def ensemble_cmd(members, dataset_name, data_root, out_dir, weights, schedule, n
     Soft labels are softmax of the weighted sum of member logits over T. Members of one
     architecture run as one grouped network on the GPU fast path (all members in one pass).
     """
-    from .data import load_split, resolve_dataset
-    from .zoo.ensemble import build_ensemble, parse_schedule
+    from ..data import load_split, resolve_dataset
+    from ..zoo.ensemble import build_ensemble, parse_schedule
 
     dataset = resolve_dataset(dataset_name, data_root)
     val = load_split(dataset, dataset.val_split(), max_per_class=val_per_class)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from .errors import FlashDDError
+from ..errors import FlashDDError
 
 console = Console()
 

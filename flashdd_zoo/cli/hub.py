@@ -1,6 +1,6 @@
 """`flashdd-zoo publish`, `pull` and `ls`: share labelers through the Hugging Face Hub or a self-hosted one.
 
-Standalone click commands; cli.py registers them on its group.
+Standalone click commands; cli/__init__.py registers them on its group.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from .cli_common import console, friendly_errors
+from .common import console, friendly_errors
 
 ENDPOINT_HELP = ("Hub to talk to (default: $HF_ENDPOINT, else https://huggingface.co). For a self-hosted "
                  "Hub-compatible server give its base URL, e.g. http://hub.internal:8080.")
@@ -52,7 +52,7 @@ def publish(folder, repo_id, tag, private, path_in_repo, endpoint, token, messag
     Xet storage whenever hf_xet is installed; for a server without Xet also set
     HF_HUB_DISABLE_XET=1 (files then go through the LFS protocol).
     """
-    from .loaders.hub_publish import publish_labeler
+    from ..exporters.publish import publish_labeler
 
     result = publish_labeler(folder, repo_id, tag=tag, private=private, path_in_repo=path_in_repo,
                              endpoint=endpoint, token=token, commit_message=message)
@@ -87,12 +87,12 @@ def pull(repo_id, revision, name, endpoint, local_files_only, force_download, ca
     `flashdd-zoo info` read). Works offline from the cache with --local-files-only or
     HF_HUB_OFFLINE=1. For a self-hosted Hub pass --endpoint URL or set HF_ENDPOINT.
     """
-    from .loaders.hub import commit_of, pull_labeler
+    from ..loaders.hub import commit_of, pull_labeler
 
     folder, config = pull_labeler(repo_id, revision=revision, name=name, endpoint=endpoint, token=token,
                                   cache_dir=cache_dir, local_files_only=local_files_only,
                                   force_download=force_download)
-    click.echo(f"{config['name']} ({config['kind']}) from {repo_id}@{revision or 'main'}, commit {commit_of(folder)}: "
+    click.echo(f"{config.name} ({config.kind}) from {repo_id}@{revision or 'main'}, commit {commit_of(folder)}: "
                "manifest sha256 verified")
     click.echo(str(folder))
 
@@ -109,7 +109,7 @@ def ls(where, revision, endpoint, token, as_json) -> None:
 
     Dataset, IPC, kind, params, bytes and student top-1 come from each card's metadata.
     """
-    from .loaders.hub_index import list_labelers
+    from ..loaders.hub_index import list_labelers
 
     if revision and "/" not in where:
         raise click.UsageError("--revision applies to a zoo repo (ORG/ZOO), not to an organisation.")

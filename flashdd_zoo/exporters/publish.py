@@ -17,10 +17,10 @@ import yaml
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ModelCard, RepoFile
 from huggingface_hub.errors import EntryNotFoundError
 
-from ..errors import ArtifactError, HubError
-from ..exporters.manifest import MANIFEST, verify_manifest
-from ..labeler_config import CARD, REQUIRED_FILES, read_config
-from .hub_common import LIBRARY, check_repo_id, endpoint_url, hub_api, hub_errors
+from ..artifact.config import CARD, LabelerConfig, read_config
+from ..errors import ArtifactError, HubInvalidId, HubTagConflict
+from ..hub import LIBRARY, check_repo_id, endpoint_url, hub_api, hub_errors
+from .manifest import MANIFEST, verify_manifest
 
 BRANCH = "main"
 
@@ -52,7 +52,7 @@ def publish_labeler(
     check_repo_id(repo_id)
     prefix = _prefix(path_in_repo)
     config = read_config(folder)
-    files = sorted(verify_manifest(folder, required=REQUIRED_FILES)["files"]) + [MANIFEST]
+    files = sorted(verify_manifest(folder, required=config.required_files)["files"]) + [MANIFEST]
     check_card(folder, config)
     api = hub_api(endpoint, token)
     with hub_errors(repo_id, BRANCH, endpoint):
@@ -62,18 +62,18 @@ def publish_labeler(
             raise _tag_conflict(tag, tags[tag], repo_id, "")
         ops = [CommitOperationAdd(prefix + rel, folder / rel) for rel in files]
         ops += [CommitOperationDelete(p) for p in _stale(api, repo_id, prefix, files, head)]
-        message = commit_message or f"Publish labeler {config['name']} with {LIBRARY}"
+        message = commit_message or f"Publish labeler {config.name} with {LIBRARY}"
         info = api.create_commit(repo_id, ops, commit_message=message, revision=BRANCH, parent_commit=head)
         if tag in tags and tags[tag] != info.oid:
             raise _tag_conflict(tag, tags[tag], repo_id, f"Commit {info.oid} was published to {BRANCH} untagged. ")
         if tag and tag not in tags:
-            api.create_tag(repo_id, tag=tag, revision=info.oid, tag_message=f"{config['name']} {tag}")
+            api.create_tag(repo_id, tag=tag, revision=info.oid, tag_message=f"{config.name} {tag}")
     return PublishResult(repo_id=repo_id, commit=info.oid, url=f"{endpoint_url(endpoint)}/{repo_id}",
                          path_in_repo=prefix.rstrip("/"), files=len(files),
                          unchanged=info.oid == head, tag=tag)
 
 
-def check_card(folder: Path, config: dict) -> None:
+def check_card(folder: Path, config: LabelerConfig) -> None:
     """The card must carry valid YAML front matter with the flashdd block `flashdd-zoo ls` reads."""
     fix = f"Re-render it with `flashdd-zoo card {folder}`."
     try:
@@ -85,16 +85,16 @@ def check_card(folder: Path, config: dict) -> None:
     if not isinstance(block, dict) or meta.get("library_name") != LIBRARY:
         raise ArtifactError(f"{folder / CARD} lacks the library_name: {LIBRARY} / flashdd: front matter "
                             f"that the Hub index reads. {fix}")
-    if (block.get("name"), block.get("kind")) != (config["name"], config["kind"]):
+    if (block.get("name"), block.get("kind")) != (config.name, config.kind):
         raise ArtifactError(f"{folder / CARD} describes {block.get('name')!r} ({block.get('kind')}) but "
-                            f"config.json is {config['name']!r} ({config['kind']}). {fix}")
+                            f"config.json is {config.name!r} ({config.kind}). {fix}")
 
 
 def _prefix(path_in_repo: str) -> str:
     parts = PurePosixPath(path_in_repo.strip("/")).parts if path_in_repo else ()
     if any(p in (".", "..") for p in parts) or "\\" in path_in_repo:
-        raise HubError(f"--path-in-repo {path_in_repo!r} must be a plain folder path inside the repo, "
-                       "e.g. resnet18-cifar10-ipc10.", reason="invalid_id")
+        raise HubInvalidId(f"--path-in-repo {path_in_repo!r} must be a plain folder path inside the repo, "
+                       "e.g. resnet18-cifar10-ipc10.")
     return "/".join(parts) + "/" if parts else ""
 
 
@@ -104,10 +104,10 @@ def _refs(api: HfApi, repo_id: str) -> tuple[str | None, dict[str, str]]:
     return head, {t.name: t.target_commit for t in refs.tags}
 
 
-def _tag_conflict(tag: str, target: str, repo_id: str, done: str) -> HubError:
+def _tag_conflict(tag: str, target: str, repo_id: str, done: str) -> HubTagConflict:
     """Tags are pins users rely on: never move one (re-tagging the same commit is a no-op)."""
-    return HubError(f"{done}Tag {tag!r} of {repo_id} already points at commit {target}, and tags are "
-                    "permanent pins: publish under a new tag (e.g. v2).", reason="tag_conflict")
+    return HubTagConflict(f"{done}Tag {tag!r} of {repo_id} already points at commit {target}, and tags are "
+                    "permanent pins: publish under a new tag (e.g. v2).")
 
 
 def _stale(api: HfApi, repo_id: str, prefix: str, files: list[str], head: str | None) -> list[str]:

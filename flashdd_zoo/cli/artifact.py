@@ -1,4 +1,4 @@
-"""The `flashdd-zoo` command line. Thin: parse options, call the library, print a short report."""
+"""`flashdd-zoo info`, `export` and `card`: one labeler folder, inspected, written or re-rendered."""
 
 from __future__ import annotations
 
@@ -8,38 +8,31 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from . import __version__
-from .cli_common import console, data_root_option, friendly_errors
+from ..kinds import kind_names
+from .common import console, data_root_option, friendly_errors
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="flashdd-zoo")
-def main() -> None:
-    """Build, export, inspect and share compact soft-label generators for dataset distillation."""
-
-
-@main.command()
+@click.command()
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print config.json metrics as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics (metrics.json) as JSON.")
 @friendly_errors
 def info(path: Path, as_json: bool) -> None:
     """Summarise the labeler folder PATH (verifies its manifest first)."""
-    from .exporters.manifest import verify_manifest
-    from .labeler_config import REQUIRED_FILES, read_config
-    from .models import describe_architecture
+    from ..artifact import read_config, read_metrics
+    from ..exporters.manifest import verify_manifest
 
     config = read_config(path)
-    verify_manifest(path, required=REQUIRED_FILES)
-    m, lin = config["metrics"], config["lineage"]
+    verify_manifest(path, required=config.required_files)
+    m, lin = read_metrics(path, config), config.lineage
     if as_json:
-        click.echo(json.dumps({"name": config["name"], "kind": config["kind"], **m}, indent=2))
+        click.echo(json.dumps({"name": config.name, "kind": config.kind, **m}, indent=2))
         return
-    table = Table(title=f"{config['name']} ({config['kind']})", show_header=False)
+    table = Table(title=f"{config.name} ({config.kind})", show_header=False)
     rows = [
         ("dataset", f"{lin.get('dataset', '?')}  IPC {lin.get('ipc', '-')}"),
-        ("architecture", describe_architecture(config["architecture"])),
-        ("classes", str(config["num_classes"])),
-        ("input", "x".join(map(str, config["input"]["size"]))),
+        ("architecture", config.labeler_kind.describe(config)),
+        ("classes", str(config.num_classes)),
+        ("input", "x".join(map(str, config.input.size))),
         ("parameters", f"{m['params']:,}"),
         ("bytes (model.safetensors)", f"{m['weights_bytes']:,}"),
         ("GFLOPs / image", f"{m['gflops']:.4f}"),
@@ -55,7 +48,7 @@ def info(path: Path, as_json: bool) -> None:
     console.print(table)
 
 
-@main.command()
+@click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Labeler folder to write (replaced atomically if it exists).")
@@ -63,7 +56,7 @@ def info(path: Path, as_json: bool) -> None:
               help="Dataset the teacher was trained on (registry name or folder:PATH).")
 @data_root_option
 @click.option("--name", default=None, help="Labeler name (default: the output folder's name).")
-@click.option("--kind", default=None, type=click.Choice(["teacher", "pruned", "ensemble"]),
+@click.option("--kind", default=None, type=click.Choice(kind_names()),
               help="What the network is (default: ensemble for an ensemble, else teacher).")
 @click.option("--sample-images", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of real images for the ONNX check (default: the dataset's val split).")
@@ -75,15 +68,16 @@ def export(source, out_dir, dataset_name, data_root, name, kind, sample_images, 
     SOURCE is a torchvision ResNet-18 .pth state dict (read with weights_only=True), a
     flashdd-zoo training checkpoint folder, or an existing labeler folder.
     """
-    from .data import resolve_dataset
-    from .data import sample_images as draw_samples
-    from .exporters import export_labeler
-    from .zoo.teachers import load_teacher
+    from ..data import resolve_dataset
+    from ..data import sample_images as draw_samples
+    from ..exporters import export_labeler
+    from ..kinds import kind_for
+    from ..zoo.teachers import load_teacher
 
     dataset = resolve_dataset(dataset_name, data_root, need_files=sample_images is None)
     teacher = load_teacher(source, dataset.num_classes)
     samples = draw_samples(dataset, folder=sample_images)
-    kind = kind or ("ensemble" if teacher.model.arch["name"] == "ensemble" else "teacher")
+    kind = kind or kind_for(teacher.model.arch).name
     out = export_labeler(
         teacher.model, out_dir, name=name or out_dir.name, kind=kind,
         class_names=dataset.class_names, resolution=dataset.resolution,
@@ -94,29 +88,14 @@ def export(source, out_dir, dataset_name, data_root, name, kind, sample_images, 
     console.print(f"[green]exported[/green] {out}")
 
 
-@main.command()
+@click.command()
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @friendly_errors
 def card(path: Path) -> None:
-    """Re-render the model card (README.md) of PATH from its config.json and update the manifest."""
-    from .cards import write_card
-    from .exporters.manifest import verify_manifest, write_manifest
+    """Re-render the model card (README.md) of PATH from its config.json and metrics, and update the manifest."""
+    from ..artifact.refresh import refresh_card_and_manifest
+    from ..exporters.manifest import verify_manifest
 
     verify_manifest(path, ignore=("README.md",))  # never bless files that were altered
-    write_card(path)
-    write_manifest(path)
+    refresh_card_and_manifest(path)
     console.print(f"[green]card written[/green] {path / 'README.md'}")
-
-
-def _register() -> None:
-    """Commands of the other CLI modules (imported here: they import the shared pieces)."""
-    from .cli_bench import bench
-    from .cli_ensemble import ensemble_cmd
-    from .cli_hub import ls, publish, pull
-    from .cli_zoo import build_cmd, distill_cmd, evaluate_cmd, train_teacher_cmd
-
-    for command in (build_cmd, train_teacher_cmd, distill_cmd, evaluate_cmd, ensemble_cmd, publish, pull, ls, bench):
-        main.add_command(command)
-
-
-_register()

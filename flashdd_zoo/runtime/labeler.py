@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..artifact.config import LabelerConfig
 from ..errors import InputError
-from ..models.ensemble import set_member_weights, weights_for_epoch
+from ..models.ensemble import set_member_weights
 from .fast import FastOptions, FastRunner, describe_options
 
 
@@ -22,22 +23,24 @@ class Labeler(nn.Module):
     -> probabilities (float32). Images are NCHW, normalised with the config's mean/std (or raw
     [0, 1] images when loaded with `fuse_normalization=True`), at the config's resolution unless
     the labeler was loaded with `resize=True`. The fast path (bf16, folded BatchNorm, CUDA graphs;
-    see flashdd_zoo.loaders.fast) changes nothing for the caller but speed and float rounding.
+    see flashdd_zoo.runtime.fast) changes nothing for the caller but speed and float rounding.
     """
 
     def __init__(
         self,
-        config: dict[str, Any],
+        config: LabelerConfig,
         folder: Path | None,
         net: nn.Module | None = None,
         session: Any = None,
         resize: bool = False,
         options: FastOptions | None = None,
+        metrics: dict[str, Any] | None = None,
     ):
         super().__init__()
         if (net is None) == (session is None):
             raise ValueError("a Labeler runs either a torch module or an onnxruntime session")
         self.config = config
+        self.metrics = dict(metrics or {})  # metrics.json: params, bytes, accuracies, ...
         self.folder = Path(folder) if folder is not None else None
         self.net = net
         self.session = session
@@ -45,32 +48,31 @@ class Labeler(nn.Module):
         self.options = options or FastOptions()
         self.backend = "torch" if net is not None else "onnx"
         self.runner = FastRunner(net, self.options) if net is not None else None
-        self.member_weights = config["architecture"].get("weights")  # an ensemble's weights in force
+        self.member_weights = config.labeler_kind.weights_for_epoch(config.architecture, None)  # combination weights in force
         self.requires_grad_(False)
         self.eval()
 
     # -- facts -----------------------------------------------------------------
     @property
     def num_params(self) -> int:
-        return int(self.config["metrics"]["params"])
+        return int(self.metrics["params"])
 
     @property
     def storage_bytes(self) -> int:
         """Bytes of the weights file, the storage the labeler adds to a distilled set."""
-        return int(self.config["metrics"]["weights_bytes"])
+        return int(self.metrics["weights_bytes"])
 
     @property
     def num_classes(self) -> int:
-        return int(self.config["num_classes"])
+        return self.config.num_classes
 
     @property
     def input_size(self) -> tuple[int, int]:
-        h, w = self.config["input"]["size"]
-        return int(h), int(w)
+        return self.config.input.size
 
     @property
     def default_temperature(self) -> float:
-        return float(self.config["temperature"])
+        return float(self.config.temperature)
 
     @property
     def expects_normalized(self) -> bool:
@@ -83,7 +85,7 @@ class Labeler(nn.Module):
         if not isinstance(images, torch.Tensor) or images.dim() != 4:
             shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
             raise InputError(f"labeler expects a 4-D NCHW image tensor, got {shape}.")
-        channels = self.config["input"]["channels"]
+        channels = self.config.input.channels
         if images.shape[1] != channels:
             raise InputError(
                 f"labeler expects {channels}-channel NCHW images, got {images.shape[1]} channels "
@@ -107,8 +109,8 @@ class Labeler(nn.Module):
     def _convert_hint(self) -> str:
         if not self.expects_normalized:
             return "This labeler was loaded with fuse_normalization=True: pass images / 255."
-        inp = self.config["input"]
-        return f"Convert with (images / 255 - mean) / std using mean={inp['mean']}, std={inp['std']}."
+        inp = self.config.input
+        return f"Convert with (images / 255 - mean) / std using mean={list(inp.mean)}, std={list(inp.std)}."
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.check_images(images)
@@ -133,15 +135,12 @@ class Labeler(nn.Module):
     def set_epoch(self, epoch: int) -> None:
         """Use the member weights an ensemble's schedule gives for training epoch `epoch` (for
         this call and later ones, logits included). A no-op for single networks."""
-        arch = self.config["architecture"]
-        if arch["name"] != "ensemble":
-            return
-        weights = weights_for_epoch(arch, int(epoch))
-        if weights == self.member_weights:  # called every batch: copy to the device only on a change
+        weights = self.config.labeler_kind.weights_for_epoch(self.config.architecture, int(epoch))
+        if weights is None or weights == self.member_weights:  # called every batch: copy to the device only on a change
             return
         if self.session is not None:
-            raise InputError(f"the onnx backend runs {self.config['name']}'s default member weights "
-                             f"{arch['weights']}, but its schedule asks for {weights} at epoch {epoch}. "
+            raise InputError(f"the onnx backend runs {self.config.name}'s default member weights "
+                             f"{self.member_weights}, but its schedule asks for {weights} at epoch {epoch}. "
                              "Load it with backend='torch' to follow the schedule.")
         set_member_weights(self.net, weights)
         self.member_weights = weights
@@ -155,7 +154,7 @@ class Labeler(nn.Module):
         """
         if self.runner is None:
             return None
-        return self.runner.static_input((batch_size, self.config["input"]["channels"], *self.input_size))
+        return self.runner.static_input((batch_size, self.config.input.channels, *self.input_size))
 
     def _run_onnx(self, images: torch.Tensor) -> torch.Tensor:
         """Run onnxruntime through I/O binding: it reads the input tensor's memory in place (on
@@ -177,7 +176,7 @@ class Labeler(nn.Module):
         fast = "" if self.options == FastOptions() else f", options={describe_options(self.options)}"
         return (
             "Labeler("
-            f"name={self.config['name']!r}, kind={self.config['kind']!r}, backend={self.backend}, "
+            f"name={self.config.name!r}, kind={self.config.kind!r}, backend={self.backend}, "
             f"params={self.num_params:,}, classes={self.num_classes}, input={self.input_size}{fast})"
         )
 

@@ -24,15 +24,19 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.experimental.optimization import fuse as fx_fuse_conv_bn
 
-from ..errors import ArtifactError
-from ..models import Ensemble, StackedEnsemble, member_archs
+from ..errors import ArtifactArgumentError, ArtifactError
+from ..models import architecture_of
+
+if TYPE_CHECKING:
+    from ..artifact.config import LabelerConfig
+    from ..kinds import Kind
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
           "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -64,22 +68,20 @@ class FastOptions:
     graph_cache_size: int = 4  # input shapes kept as captured CUDA graphs (least recently used out)
 
 
-def resolve_options(device: str | torch.device, fast: bool = False, ensemble: bool = False,
+def resolve_options(device: str | torch.device, fast: bool = False, kind: Kind | None = None,
                     **explicit: Any) -> FastOptions:
     """Options for `device`: `fast=True` picks the defaults that suit it; explicit values win.
 
     fast on CUDA: bf16, channels_last, folded BatchNorm, CUDA graphs. fast on CPU: float32,
     channels_last, folded BatchNorm (bf16 convolutions are slower than float32 on most CPUs).
-    On CUDA the members of an ensemble (`ensemble=True`) are also stacked into one network; not on
-    CPU, where oneDNN's grouped convolutions ran a 3-member ensemble at 95 images/s against 154
-    member by member (benchmarks/results/bench-cpu-ensemble3-ipc10-*.json).
+    `kind` adds what fast means for it (an ensemble stacks its members on CUDA: Kind.fast_defaults).
     `explicit` holds FastOptions fields; a None value means "not given".
     """
     cuda = torch.device(device).type == "cuda"
     base = FastOptions()
     if fast:
         base = FastOptions(dtype=torch.bfloat16 if cuda else torch.float32, channels_last=True,
-                           fold_bn=True, cuda_graphs=cuda, stack_members=ensemble and cuda)
+                           fold_bn=True, cuda_graphs=cuda, **(kind.fast_defaults(cuda) if kind else {}))
     given = {k: v for k, v in explicit.items() if v is not None}
     unknown = set(given) - set(FastOptions.__dataclass_fields__)
     if unknown:
@@ -88,12 +90,12 @@ def resolve_options(device: str | torch.device, fast: bool = False, ensemble: bo
         given["dtype"] = as_dtype(given["dtype"])
     options = replace(base, **given)
     if options.cuda_graphs and not cuda:
-        raise ArtifactError(
+        raise ArtifactArgumentError(
             f"cuda_graphs=True needs a CUDA device, but the labeler is loaded on {device!r}. "
             "Load it with device='cuda', or drop cuda_graphs=True."
         )
     if options.graph_cache_size < 1:
-        raise ArtifactError(f"graph_cache_size must be at least 1, got {options.graph_cache_size}.")
+        raise ArtifactArgumentError(f"graph_cache_size must be at least 1, got {options.graph_cache_size}.")
     return options
 
 
@@ -112,7 +114,7 @@ def as_dtype(value: torch.dtype | str) -> torch.dtype:
         return value
     if isinstance(value, str) and value in DTYPES:
         return DTYPES[value]
-    raise ArtifactError(f"unsupported labeler dtype {value!r}; use one of float32, bfloat16, float16.")
+    raise ArtifactArgumentError(f"unsupported labeler dtype {value!r}; use one of float32, bfloat16, float16.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,17 +181,15 @@ def fold_input_normalization(
     return gm
 
 
-def optimize_network(net: nn.Module, options: FastOptions, config: dict[str, Any],
+def optimize_network(net: nn.Module, options: FastOptions, config: LabelerConfig,
                      device: str | torch.device) -> nn.Module:
-    """Apply the rewrites in float32, then move to device, dtype and memory format."""
-    net = net.eval().float()
-    if options.stack_members and isinstance(net, Ensemble) and net.shares_architecture():
-        net = StackedEnsemble(net)
+    """Apply the rewrites in float32 (the kind's own first), then move to device, dtype and memory format."""
+    net = config.labeler_kind.for_speed(net.eval().float(), options)
     if options.fold_bn:
         net = fold_batchnorm(net)
     if options.fuse_normalization:
-        inp = config["input"]
-        net = fold_input_normalization(net, inp["mean"], inp["std"], tuple(inp["size"]))
+        inp = config.input
+        net = fold_input_normalization(net, list(inp.mean), list(inp.std), inp.size)
     fmt = torch.channels_last if options.channels_last else torch.preserve_format
     net = net.to(device=device, dtype=options.dtype, memory_format=fmt).requires_grad_(False)
     if options.compile:
@@ -359,18 +359,9 @@ class FastRunner:
 
 
 def unaligned_widths(arch: dict[str, Any], multiple: int = HARDWARE_MULTIPLE) -> list[str]:
-    """Channel counts of a ResNet architecture that are not multiples of `multiple`.
+    """Channel counts of an architecture that are not multiples of `multiple`.
 
     Tensor cores work on channel tiles of 8 (bf16/fp16); odd widths such as 14, 25, 51 fall back
     to slow kernels or pad. Returns 'where=width' strings, empty when every width is aligned.
     """
-    members = member_archs(arch)
-    found = []
-    for i, member in enumerate(members):
-        w = member["widths"]
-        named = [("stem", w["stem"])]
-        named += [(f"layer{s + 1}", c) for s, c in enumerate(w["stages"])]
-        named += [(f"layer{s + 1}.{b}.conv1", c) for s, blocks in enumerate(w["inner"]) for b, c in enumerate(blocks)]
-        prefix = f"members.{i}." if member is not arch else ""
-        found += [f"{prefix}{where}={c}" for where, c in named if c % multiple]
-    return found
+    return [f"{where}={c}" for where, c in architecture_of(arch).named_widths(arch) if c % multiple]

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import click
 
-from .cli_common import console, data_root_option, friendly_errors, number_list
+from ..artifact import read_config, read_metrics
+from ..models import DEFAULT_SINGLE
+from .common import console, data_root_option, friendly_errors, number_list
 
 RESULTS_DIR = Path("benchmarks/results")
 
@@ -52,15 +54,15 @@ holdout_option = click.option(
 def train_teacher_cmd(dataset_name, data_root, out_dir, epochs, batch_size, lr, weight_decay,
                       label_smoothing, width_scale, checkpoint_epochs, seed, stem, holdout_per_class, device, record):
     """Train a ResNet-18 teacher on a dataset; resumes from OUT/last after an interruption."""
-    from .data import resolve_dataset
-    from .zoo.teacher_training import TeacherRecipe, train_teacher
+    from ..data import resolve_dataset
+    from ..zoo.teacher_training import TeacherRecipe, train_teacher
 
     dataset = resolve_dataset(dataset_name, data_root)
     recipe = TeacherRecipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                            label_smoothing=label_smoothing, width_scale=width_scale, seed=seed, stem=stem,
                            holdout_per_class=holdout_per_class or 0)
     result = train_teacher(dataset, out_dir, recipe, number_list(checkpoint_epochs, int, "--checkpoint-epochs"), device)
-    params = json.loads((result.labeler_dir / "config.json").read_text())["metrics"]["params"]
+    params = _metrics(result.labeler_dir)["params"]
     console.print(f"teacher top-1 {result.top1:.2f}% ({dataset.val_split()} split) after {epochs} epochs, "
                   f"{result.train_seconds:.1f} s of training, {params:,} parameters -> {result.labeler_dir}")
     if record:
@@ -90,11 +92,11 @@ def train_teacher_cmd(dataset_name, data_root, out_dir, epochs, batch_size, lr, 
 def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, num_crop, factor, image_format, seed, device):
     """Distil a dataset into IPC images per class with RDED, written as an ImageFolder tree."""
     del method  # --method admits rded only, for now
-    from .data import resolve_dataset
-    from .zoo.distill import RDEDConfig, distill_rded
-    from .zoo.distilled import read_description
-    from .zoo.runtime import init_distributed, is_main_process
-    from .zoo.teachers import load_teacher
+    from ..data import resolve_dataset
+    from ..zoo.distill import RDEDConfig, distill_rded
+    from ..zoo.distilled import read_description
+    from ..zoo.runtime import init_distributed, is_main_process
+    from ..zoo.teachers import load_teacher
 
     init_distributed(device)
     dataset = resolve_dataset(dataset_name, data_root)
@@ -121,8 +123,8 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
 @click.option("--temperature", default=20.0, show_default=True, help="Soft-label temperature T (RDED: 20 with CutMix).")
 @click.option("--schedule", type=click.Choice(["rded", "cosine"]), default="rded", show_default=True,
               help="rded: RDED's half cosine (lr ends at lr/2); cosine: decays to 0.")
-@click.option("--student", default="resnet18", show_default=True,
-              help="resnet18 or any torchvision classification model name.")
+@click.option("--student", default=DEFAULT_SINGLE.name, show_default=True,
+              help=f"{DEFAULT_SINGLE.name} or any torchvision classification model name.")
 @click.option("--out", "report", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the full report (top-1 per seed, loss curves) as JSON.")
 @click.option("--val-per-class", type=int, default=None,
@@ -136,11 +138,11 @@ def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, bat
 
     With the full teacher as LABELER this measures tau(D_S). Runs under torchrun for several GPUs.
     """
-    from .data import load_split, resolve_dataset
-    from .zoo.distilled import load_distilled
-    from .zoo.evaluate import EvalProtocol, evaluate
-    from .zoo.runtime import init_distributed, is_main_process
-    from .zoo.teachers import load_teacher
+    from ..data import load_split, resolve_dataset
+    from ..zoo.distilled import load_distilled
+    from ..zoo.evaluate import EvalProtocol, evaluate
+    from ..zoo.runtime import init_distributed, is_main_process
+    from ..zoo.teachers import load_teacher
 
     init_distributed(device)
     dataset = resolve_dataset(dataset_name, data_root)
@@ -164,13 +166,13 @@ def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, bat
 
 
 def _device(device):
-    from .zoo.runtime import pick_device
+    from ..zoo.runtime import pick_device
 
     return pick_device(device)
 
 
 def _record(name: str, metrics: dict) -> None:
-    from .results import write_result
+    from ..results import write_result
 
     path = write_result(RESULTS_DIR, name, metrics)
     console.print(f"recorded {path}")
@@ -231,9 +233,9 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
     fine-tunes -> Dis(theta) per member -> selection -> safetensors + ONNX + card + report.
     Interrupted builds resume; changed options rerun only the stages they affect.
     """
-    from .data import resolve_dataset
-    from .zoo.build import build
-    from .zoo.presets import preset_config, with_overrides
+    from ..data import resolve_dataset
+    from ..zoo.build import build
+    from ..zoo.presets import preset_config, with_overrides
 
     if dataset_name is None:
         if preset != "smoke":
@@ -266,7 +268,7 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
 
 def capacity_metrics(report: dict) -> dict:
     """The numbers a capacity-* result records."""
-    config = json.loads((Path(report["labeler_dir"]) / "config.json").read_text())["metrics"]
+    config = _metrics(Path(report["labeler_dir"]))
     teacher = report["teacher"]
     return {"tau_mean": report["tau"]["top1_mean"], "tau_std": report["tau"]["top1_std"],
             "teacher_params": teacher["params"], "labeler_params": config["params"],
@@ -274,6 +276,10 @@ def capacity_metrics(report: dict) -> dict:
             "labeler_gflops": config["gflops"], "student_top1_mean": report["student"]["top1_mean"],
             "student_top1_std": report["student"]["top1_std"], "seeds": len(report["student"]["top1s"]),
             "build_seconds": report["build_seconds"], **_curve_metrics(report)}
+
+
+def _metrics(folder: Path) -> dict:
+    return read_metrics(folder, read_config(folder))
 
 
 def _curve_metrics(report: dict) -> dict:
