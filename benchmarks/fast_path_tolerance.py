@@ -21,9 +21,9 @@ import torch
 from flashdd_zoo.bench.targets import subject_from_widths
 from flashdd_zoo.bench.tolerance import agreement, calibrate_batchnorm, reference_logits
 from flashdd_zoo.data import load_split, normalize, resolve_dataset
-from flashdd_zoo.runtime.fast import TOLERANCES, resolve_options
 from flashdd_zoo.loaders.local import labeler_from_module
 from flashdd_zoo.results import write_result
+from flashdd_zoo.runtime.fast import TOLERANCES, resolve_options
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from flashdd_zoo.bench.targets import subject_from_widths
-from flashdd_zoo.runtime.fast import fold_batchnorm
 from flashdd_zoo.models.resnet import BasicBlock
+from flashdd_zoo.runtime.fast import fold_batchnorm
 
 BF16 = 2
 
