@@ -9,7 +9,9 @@
 # interruption left it (teacher epochs, build stages, chain steps), with results that do not
 # depend on the interruption. Each stage writes benchmarks/results/<name>.json when it ends;
 # commit it and re-run benchmarks/render_results.py. Data: ../shared/data/cifar10 (or
-# FLASHDD_DATA_ROOT). runs/ is git-ignored: a fresh checkout retrains the teacher first.
+# FLASHDD_DATA_ROOT). The builds use the teacher committed in benchmarks/teachers/ (the weights the
+# `teacher` stage produced for teacher-cifar10-cpu.json), so a fresh checkout need not retrain it;
+# TEACHER=runs/cifar10-cpu-teacher/teacher uses a freshly trained one instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGES="teacher ipc10 ipc1 ipc50"
@@ -19,16 +21,16 @@ if [ "$STAGE" = all ]; then
     exit 0
 fi
 ZOO=${ZOO:-.venv/bin/flashdd-zoo}
-TEACHER=runs/cifar10-cpu-teacher
+TEACHER=${TEACHER:-benchmarks/teachers/cifar10-cpu-teacher}
 case "$STAGE" in
 teacher)
-    $ZOO train-teacher --dataset cifar10 --out $TEACHER --epochs 30 --stem imagenet --holdout-per-class 500 \
+    $ZOO train-teacher --dataset cifar10 --out runs/cifar10-cpu-teacher --epochs 30 --stem imagenet --holdout-per-class 500 \
         --device cpu --record teacher-cifar10-cpu ;;
 ipc1|ipc10)  # one pruning chain (it does not depend on the IPC in a curve build) serves every IPC
-    $ZOO build --preset cpu --dataset cifar10 --ipc "${STAGE#ipc}" --teacher $TEACHER/teacher \
+    $ZOO build --preset cpu --dataset cifar10 --ipc "${STAGE#ipc}" --teacher $TEACHER \
         --chain-dir runs/cifar10-cpu-chain --out runs/cifar10-cpu-$STAGE --device cpu --record "capacity-cifar10-$STAGE-cpu" ;;
 ipc50)
-    $ZOO build --preset cpu --dataset cifar10 --ipc 50 --seeds 0,1 --teacher $TEACHER/teacher \
+    $ZOO build --preset cpu --dataset cifar10 --ipc 50 --seeds 0,1 --teacher $TEACHER \
         --chain-dir runs/cifar10-cpu-chain --out runs/cifar10-cpu-ipc50 --device cpu --record capacity-cifar10-ipc50-cpu ;;
 *) echo "unknown stage $STAGE; choose all or one of: $STAGES" >&2; exit 2 ;;
 esac
