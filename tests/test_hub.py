@@ -167,6 +167,16 @@ def test_file_altered_on_the_server_is_refused(hub, hub_env, exported, fresh_cac
     assert "tell the publisher" in str(e.value)
 
 
+def test_cli_pull_refuses_a_file_altered_on_the_server(hub, hub_env, exported, fresh_cache):
+    """`flashdd-zoo pull` verifies what it fetched against the manifest (no load involved)."""
+    publish_labeler(exported, f"{ORG}/altered-pull")
+    hub.state.corrupt(f"{ORG}/altered-pull", "model.safetensors")
+    res = _cli("pull", f"{ORG}/altered-pull", env=subprocess_env(fresh_cache))
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "model.safetensors does not match its sha256" in res.stderr
+    assert "manifest sha256 verified" not in res.stdout
+
+
 def test_repo_and_revision_not_found(hub_env, published, fresh_cache):
     cache = fresh_cache / "hub"
     with pytest.raises(HubError, match=f"no model repo {ORG}/nope on http://127.0.0.1") as e:
