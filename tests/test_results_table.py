@@ -53,10 +53,16 @@ def test_render_tables_sorted_with_command_and_metrics(tmp_path):
 
 def test_check_mode_detects_stale_output(tmp_path):
     r = _renderer()
-    results, out = tmp_path / "results", tmp_path / "RESULTS.md"
+    results, out, readme = tmp_path / "results", tmp_path / "RESULTS.md", tmp_path / "README.md"
+    readme.write_text((BENCHMARKS.parent / "README.md").read_text())  # a copy: the real one is never written here
+    paths = ["--results-dir", str(results), "--out", str(out), "--readme", str(readme)]
     write_result(results, "x", {"v": 1})
-    assert r.main(["--results-dir", str(results), "--out", str(out), "--check"]) == 1  # missing
-    assert r.main(["--results-dir", str(results), "--out", str(out)]) == 0
-    assert r.main(["--results-dir", str(results), "--out", str(out), "--check"]) == 0
+    assert r.main([*paths, "--check"]) == 1  # missing
+    assert r.main(paths) == 0
+    assert r.main([*paths, "--check"]) == 0
     write_result(results, "y", {"v": 2})
-    assert r.main(["--results-dir", str(results), "--out", str(out), "--check"]) == 1
+    assert r.main([*paths, "--check"]) == 1
+    assert r.main(paths) == 0
+    write_result(results, "teacher-cifar10-cpu", {"params": 5, "top1": 80.5, "epochs": 2, "train_seconds": 120.0})
+    assert r.main([*paths, "--check"]) == 1  # the README block names the teacher now
+    assert r.main(paths) == 0 and "top-1 80.50% on the test split after 2 epochs" in readme.read_text()
