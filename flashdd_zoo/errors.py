@@ -29,6 +29,15 @@ class ArtifactArgumentError(ArtifactError, ArgumentError):
     """
 
 
+class ArtifactMismatchError(ArtifactError):
+    """The files of a labeler folder disagree (config.json, the weights, the ONNX file), though each
+    matches the manifest: the folder mixes exports, or a file was edited and the manifest rewritten."""
+
+
+class ArtifactPathError(ArtifactError):
+    """A manifest lists a path that leaves its labeler folder (.., an absolute path, a link leading out)."""
+
+
 class InputError(ArgumentError):
     """Images handed to a labeler do not match what it was built for."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ArtifactError
+from ..errors import ArtifactError, ArtifactMismatchError
 
 if TYPE_CHECKING:
     from ..kinds import Kind
@@ -34,6 +34,8 @@ REQUIRED_FILES_V1 = (CONFIG, WEIGHTS, ONNX, CARD)
 DEFAULT_TEMPERATURE = 20.0
 INPUT_NOTE = "images in [0,1], then (x - mean) / std, as DD training loops feed teachers"
 OUTPUT = {"type": "logits", "soft_labels": "softmax(logits / temperature)"}
+# a bound on config.json's image side, so a hostile config cannot make the loader's probe batch huge
+MAX_SIDE = 1024
 
 
 def _version() -> str:
@@ -50,6 +52,13 @@ class InputSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     channels: int = 3
+
+    def __post_init__(self) -> None:
+        if not all(1 <= side <= MAX_SIDE for side in self.size):
+            raise ArtifactError(f"input size {self.size} must be 1 to {MAX_SIDE} pixels a side.")
+        if self.channels < 1 or not len(self.mean) == len(self.std) == self.channels:
+            raise ArtifactError(f"input mean {self.mean} and std {self.std} must give one value per channel "
+                                f"({self.channels}).")
 
     def to_json(self) -> dict[str, Any]:
         return {"layout": "NCHW", "channels": self.channels, "size": list(self.size), "dtype": "float32",
@@ -143,7 +152,7 @@ class LabelerConfig:
                 f"{FORMAT_VERSION}. Upgrade: pip install -U flashdd-zoo."
             )
         try:
-            return cls(name=str(doc["name"]), kind=doc["kind"], architecture=doc["architecture"],
+            config = cls(name=str(doc["name"]), kind=doc["kind"], architecture=doc["architecture"],
                        class_names=tuple(doc["class_names"]), input=InputSpec.from_json(doc["input"]),
                        temperature=float(doc["temperature"]), lineage=dict(doc.get("lineage") or {}),
                        plots=tuple(doc.get("plots") or ()), format_version=version,
@@ -152,6 +161,10 @@ class LabelerConfig:
             if isinstance(e, ArtifactError):
                 raise
             raise ArtifactError(f"{where} is missing or has a malformed field ({e!r}); export the labeler again.") from e
+        if doc.get("num_classes", config.num_classes) != config.num_classes:
+            raise ArtifactMismatchError(f"{where} says num_classes {doc['num_classes']!r} but its architecture has "
+                                        f"{config.num_classes} classes; the file was edited. Export the labeler again.")
+        return config
 
 
 def write_config(folder: Path, config: LabelerConfig) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 from safetensors import safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
-from ..errors import ArtifactError
+from ..errors import ArtifactError, ArtifactMismatchError
 
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, object]) -> None:
@@ -36,13 +37,46 @@ def _canonical_header(blob: bytes) -> bytes:
     return blob[:8] + text.ljust(size) + blob[8 + size :]
 
 
-def read_weights_header(path: Path) -> dict[str, str]:
-    """The metadata the exporter wrote into the safetensors header (JSON strings), without reading tensors."""
+@dataclass(frozen=True)
+class WeightsHeader:
+    """What a safetensors header says, read without touching the tensor data."""
+
+    metadata: dict[str, str]  # the exporter's JSON strings (format, kind, architecture, ...)
+    shapes: dict[str, tuple[int, ...]]  # every tensor's shape, in the file's order
+
+
+def read_weights_header(path: Path) -> WeightsHeader:
+    """The header of a safetensors file: metadata and tensor shapes, no tensor data read."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
+            shapes = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+            return WeightsHeader(dict(f.metadata() or {}), shapes)
     except Exception as e:  # safetensors raises its own error types for corrupt headers
         raise ArtifactError(f"{path} is not a readable safetensors file: {e}") from e
+
+
+def check_shapes(model: nn.Module, header: WeightsHeader, path: Path) -> None:
+    """Every tensor of `model` (built from config.json, e.g. on the meta device) has the header's shape.
+
+    Names the first tensor that differs, in the model's order, so a mismatch is refused before
+    any weight is read or allocated.
+    """
+    problem = _first_difference({k: tuple(v.shape) for k, v in model.state_dict().items()}, header.shapes)
+    if problem:
+        raise ArtifactMismatchError(f"{path} does not match config.json: {problem}. The weights and config.json "
+                                    "must come from the same export; export the labeler again.")
+
+
+def _first_difference(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str | None:
+    for name, shape in expected.items():
+        if name not in found:
+            return f"tensor {name!r} of shape {shape}, which config.json implies, is not in the weights file"
+        if found[name] != shape:
+            return f"tensor {name!r} is {found[name]} in the weights file but config.json implies {shape}"
+    extra = [k for k in found if k not in expected]
+    if extra:
+        return f"the weights file holds tensor {extra[0]!r} (and {len(extra) - 1} more) that config.json has no place for"
+    return None
 
 
 def load_weights(model: nn.Module, path: Path) -> nn.Module:
@@ -55,19 +89,18 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
     except Exception as e:  # safetensors raises its own error types for corrupt headers
         raise ArtifactError(f"{path} is not a readable safetensors file: {e}") from e
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
-    shapes = [
-        f"{k}: file {tuple(state[k].shape)} vs config {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or extra or shapes:
-        raise ArtifactError(
-            f"{path} does not match the architecture in config.json: "
-            f"missing {missing[:4]}, unexpected {extra[:4]}, shape mismatches {shapes[:4]}. "
-            "The weights and config.json must come from the same export."
-        )
+    problems = {
+        "missing": sorted(set(expected) - set(state)),
+        "unexpected": sorted(set(state) - set(expected)),
+        "shape mismatches": [f"{k}: file {tuple(state[k].shape)} vs config {tuple(v.shape)}"
+                             for k, v in expected.items() if k in state and state[k].shape != v.shape],
+        "dtype mismatches": [f"{k}: file {state[k].dtype} vs config {v.dtype}"
+                             for k, v in expected.items() if k in state and state[k].dtype != v.dtype],
+    }
+    found = "; ".join(f"{what} {names[:4]}" for what, names in problems.items() if names)
+    if found:
+        raise ArtifactMismatchError(f"{path} does not match the architecture in config.json: {found}. "
+                                    "The weights and config.json must come from the same export.")
     model.load_state_dict(state, strict=True, assign=any(t.is_meta for t in expected.values()))
     return model
 

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from ..errors import ArtifactError
+from ..errors import ArtifactError, ArtifactMismatchError
 from ..models import architecture_of, build_model, short_name
 
 if TYPE_CHECKING:
     from ..artifact.config import LabelerConfig
+    from ..exporters.weights import WeightsHeader
 
 
 class Kind:
@@ -31,13 +32,18 @@ class Kind:
             fitting = " or ".join(repr(k.name) for k in KINDS.values() if k.composite == family.composite)
             raise ArtifactError(f"kind {self.name!r} does not fit a {family.name!r} network: export it as kind {fitting}.")
 
-    def check_weights_header(self, config: LabelerConfig, header: dict[str, str], where: str) -> None:
+    def check_weights_header(self, config: LabelerConfig, header: WeightsHeader, where: str) -> None:
         """The weights file names the kind and architecture it was exported with; they must be config.json's."""
-        if "kind" not in header or "architecture" not in header:
+        meta = header.metadata
+        if "kind" not in meta or "architecture" not in meta:
             return
-        if header["kind"] != config.kind or json.loads(header["architecture"]) != config.architecture:
-            raise ArtifactError(f"{where} was exported as {header['kind']!r} with another architecture than "
-                                "config.json describes; the folder mixes two exports. Export it again.")
+        try:
+            same = meta["kind"] == config.kind and json.loads(meta["architecture"]) == config.architecture
+        except ValueError:
+            same = False
+        if not same:
+            raise ArtifactMismatchError(f"{where} was exported as {meta['kind']!r} with another architecture than "
+                                        "config.json describes; the folder mixes two exports. Export it again.")
 
     # -- the network ------------------------------------------------------------------------
     def build(self, config: LabelerConfig) -> nn.Module:

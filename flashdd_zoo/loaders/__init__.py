@@ -35,7 +35,8 @@ def load_labeler(
     `name` picks one labeler of a zoo repo (or of a local zoo folder). `runtime` keywords
     go to the labeler runtime: device, dtype, backend, resize, and the fast-path options fast,
     channels_last, fold_bn, fuse_normalization, cuda_graphs, compile, stack_members (see
-    loaders/local.py). Every file is checked against the manifest's sha256 before anything is built.
+    loaders/local.py). Every file is checked against the manifest's sha256, and the files against each
+    other (artifact/agreement.py), before anything is built.
     """
     hub = dict(revision=revision, local_files_only=local_files_only, endpoint=endpoint, token=token,
                cache_dir=cache_dir, force_download=force_download)

@@ -18,7 +18,7 @@ from huggingface_hub.errors import CachedRepoTreeNotFoundError, HfHubHTTPError
 
 from ..artifact.config import CONFIG, LabelerConfig, read_config
 from ..errors import ArtifactArgumentError, ArtifactError, HubError, HubInvalidId, HubNotALabeler, HubRepoNotFound, HubRevisionNotFound
-from ..exporters.manifest import MANIFEST, read_manifest, verify_manifest
+from ..exporters.manifest import MANIFEST, listed_path, read_manifest, verify_manifest
 from ..hub import LIBRARY, check_repo_id, endpoint_url, hub_api, hub_errors, revision_not_found
 from ..runtime.labeler import Labeler
 from .local import BACKENDS, load_local_labeler
@@ -139,13 +139,10 @@ def _prefix(name: str | None) -> str:
 
 
 def _listed_files(folder: Path) -> list[str]:
-    """Files of the manifest, refusing paths that would leave the labeler folder."""
+    """Files of the manifest, refusing paths that would leave the labeler folder (the local loader's rule)."""
     listed = sorted(read_manifest(folder)["files"])
     for rel in listed:
-        p = PurePosixPath(rel)
-        if p.is_absolute() or ".." in p.parts or "\\" in rel:
-            raise ArtifactError(f"{folder / MANIFEST} lists {rel!r}, a path outside the labeler folder; "
-                                "refusing this artifact.")
+        listed_path(folder, rel)
     return listed + [MANIFEST]
 
 

@@ -10,12 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..artifact.agreement import check_onnx_function, check_onnx_interface, checked_network
 from ..artifact.config import ONNX, WEIGHTS, LabelerConfig, read_config
 from ..artifact.metrics import read_metrics
 from ..errors import ArtifactArgumentError, ArtifactError
 from ..exporters.manifest import verify_manifest
 from ..exporters.onnx_export import onnx_session
-from ..exporters.weights import load_weights, read_weights_header
+from ..exporters.weights import load_weights
 from ..kinds import PRUNED, kind_for
 from ..runtime.fast import optimize_network, resolve_options, unaligned_widths
 from ..runtime.labeler import Labeler
@@ -39,7 +40,7 @@ def load_local_labeler(
     graph_cache_size: int | None = None,
     stack_members: bool | None = None,
 ) -> Labeler:
-    """Load the labeler folder `folder` (manifest verified first) on `device`.
+    """Load the labeler folder `folder` (manifest verified first, then its files checked against each other) on `device`.
 
     Default: float32 eager, images normalised with the config's mean/std. `fast=True` takes the
     fast path that suits the device (CUDA: bf16, channels_last, folded BatchNorm, CUDA graphs;
@@ -63,14 +64,16 @@ def load_local_labeler(
     if not folder.is_dir():
         raise ArtifactError(f"no labeler folder at {folder}.")
     config = read_config(folder)
-    verify_manifest(folder, required=config.required_files)
+    manifest = verify_manifest(folder, required=config.required_files)
     metrics = read_metrics(folder, config)
+    # the files are the listed ones; now they must agree with each other, before any weight is read
+    net = checked_network(config, folder)
+    check_onnx_interface(config, folder)
     if backend == "onnx":
+        check_onnx_function(net, config, folder, manifest)
         session = onnx_session(folder / ONNX, ort_providers(device))
         return Labeler(config, folder, session=session, resize=resize, metrics=metrics)
-    kind = config.labeler_kind
-    kind.check_weights_header(config, read_weights_header(folder / WEIGHTS), folder / WEIGHTS)
-    net = load_weights(kind.build(config), folder / WEIGHTS)
+    net = load_weights(net, folder / WEIGHTS)
     return torch_labeler(net, config, metrics, folder, device, resize, fast=fast, **explicit)
 
 

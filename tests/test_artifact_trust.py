@@ -1,0 +1,304 @@
+"""Artifact trust: labeler folders whose manifest was rewritten to match hostile or wrong files.
+
+The manifest only proves the files are the ones it lists. Each case here edits a copy of a labeler,
+recomputes the manifest with the project's own writer (so the folder is self-consistent), and checks
+that loading refuses it with its own clear error, before the network's memory is allocated.
+
+Hostile-artifact cases tried: 19; refused: 19, each with its own message (the issue's four rows
+plus fifteen more). Config vs weights: stage width 2,000,000 (also run in a fresh process, peak memory
+and time bounded), a width change with the weights header rewritten to match, 20,000 ensemble
+members, a member added, member weights edited, weights stored as float64. Facts the weights fix:
+num_classes 10 -> 7 with its class names, the top-level num_classes alone, 1 input channel, an input
+size the ONNX graph does not take, an input size beyond the bound. ONNX: another interface, another
+network with the same interface (onnx backend), external data, not ONNX at all. Paths: '../..',
+absolute, a link leading out, a malformed manifest entry. Two more tests check what must still
+load (links inside the folder, a Hugging Face cache snapshot) and that the ONNX verdict is cached.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import onnx
+import pytest
+from safetensors.torch import load_file, save_file
+
+from flashdd_zoo import load_labeler
+from flashdd_zoo.artifact import agreement
+from flashdd_zoo.errors import ArtifactError, ArtifactMismatchError, ArtifactPathError
+from flashdd_zoo.exporters import write_manifest
+from flashdd_zoo.exporters.manifest import listed_path, sha256_file
+
+FORMAT1 = Path(__file__).parent / "fixtures" / "format1"
+
+
+@pytest.fixture
+def copy_of(exported, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(exported, dst)
+    return dst
+
+
+def _fixture_copy(tmp_path: Path, kind: str) -> Path:
+    dst = tmp_path / kind
+    shutil.copytree(FORMAT1 / kind, dst)
+    return dst
+
+
+def _edit_config(folder: Path, edit) -> Path:
+    """Apply `edit` to config.json, then rewrite the manifest to match (a self-consistent folder)."""
+    config = json.loads((folder / "config.json").read_text())
+    edit(config)
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    write_manifest(folder)
+    return folder
+
+
+def _list_in_manifest(folder: Path, rel: str, target: Path) -> None:
+    """Add `rel` to the manifest with the real hash and size of `target` (what a hostile publisher would write)."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"][rel] = {"sha256": sha256_file(target), "bytes": target.stat().st_size}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _set_stage_width(config: dict, width: int) -> None:
+    config["architecture"]["widths"]["stages"][0] = width
+
+
+# -- 1. config and weights agree before anything is allocated ---------------------------------------
+def test_huge_stage_width_names_the_first_differing_tensor(copy_of):
+    _edit_config(copy_of, lambda c: _set_stage_width(c, 2_000_000))
+    with pytest.raises(ArtifactMismatchError, match=r"tensor 'layer1.0.conv2.weight' is \(16, 16, 3, 3\) in the "
+                       r"weights file but config.json implies \(2000000, 16, 3, 3\)"):
+        load_labeler(copy_of)
+
+
+def test_huge_stage_width_is_refused_quickly_with_bounded_memory(copy_of, exported, tmp_path):
+    """In a fresh process: peak RSS after a normal load, then after the hostile one (16.7 GB before the fix)."""
+    _edit_config(copy_of, lambda c: _set_stage_width(c, 2_000_000))
+    script = textwrap.dedent("""
+        import json, resource, sys, time
+        from flashdd_zoo import load_labeler
+        from flashdd_zoo.errors import ArtifactMismatchError
+        load_labeler(sys.argv[1])  # imports and allocator warmed by a normal load
+        before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+        try:
+            load_labeler(sys.argv[2])
+            refused = False
+        except ArtifactMismatchError:
+            refused = True
+        print(json.dumps({"refused": refused, "seconds": time.perf_counter() - start,
+                          "grew_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(exported), str(copy_of)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    weights_kib = (exported / "model.safetensors").stat().st_size / 1024
+    assert result["refused"]
+    assert result["grew_kib"] <= 2 * weights_kib, result  # ru_maxrss is in KiB on Linux
+    assert result["seconds"] < 10, result
+
+
+def test_width_change_with_the_weights_header_rewritten_to_match(copy_of):
+    """The header's own architecture record is no proof either: the tensor shapes decide."""
+    weights = copy_of / "model.safetensors"
+    state = load_file(str(weights))
+    config = json.loads((copy_of / "config.json").read_text())
+    _set_stage_width(config, 24)
+    save_file(state, str(weights), metadata={"format": "flashdd-zoo/labeler", "kind": config["kind"],
+                                             "architecture": json.dumps(config["architecture"])})
+    _edit_config(copy_of, lambda c: _set_stage_width(c, 24))
+    with pytest.raises(ArtifactMismatchError, match=r"tensor 'layer1.0.conv2.weight' is \(16, 16, 3, 3\) .* "
+                       r"implies \(24, 16, 3, 3\)"):
+        load_labeler(copy_of)
+
+
+def test_a_million_ensemble_members_are_refused_before_building(tmp_path):
+    folder = _fixture_copy(tmp_path, "ensemble")
+
+    def many(config):
+        arch = config["architecture"]
+        arch["members"] = [arch["members"][0]] * 20_000
+        arch["weights"] = [1 / 20_000] * 20_000
+        arch.pop("schedule", None)
+    _edit_config(folder, many)
+    start = time.perf_counter()
+    with pytest.raises(ArtifactMismatchError, match="describes 20000 networks but .* holds only 244 tensors"):
+        load_labeler(folder)
+    assert time.perf_counter() - start < 20
+
+
+def test_an_ensemble_member_added_to_config_is_refused(tmp_path):
+    folder = _fixture_copy(tmp_path, "ensemble")
+
+    def three(config):
+        arch = config["architecture"]
+        arch["members"].append(arch["members"][0])
+        arch["weights"] = [1 / 3] * 3
+        arch.pop("schedule", None)
+    _edit_config(folder, three)
+    with pytest.raises(ArtifactMismatchError, match="tensor 'members.2.conv1.weight' .* is not in the weights file"):
+        load_labeler(folder)
+
+
+def test_ensemble_weights_edited_are_refused_by_the_header_record(tmp_path):
+    """Shapes cannot tell member weights apart; the header's record of the export can."""
+    folder = _edit_config(_fixture_copy(tmp_path, "ensemble"),
+                          lambda c: c["architecture"].__setitem__("weights", [0.9, 0.1]))
+    with pytest.raises(ArtifactMismatchError, match="exported as 'ensemble' with another architecture"):
+        load_labeler(folder)
+
+
+def test_weights_stored_in_another_dtype_are_refused(tmp_path):
+    folder = _fixture_copy(tmp_path, "pruned")
+    weights = folder / "model.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as f:
+        metadata = f.metadata()
+    state = {k: (v.double() if v.is_floating_point() else v) for k, v in load_file(str(weights)).items()}
+    save_file(state, str(weights), metadata=metadata)
+    write_manifest(folder)
+    with pytest.raises(ArtifactMismatchError, match=r"dtype mismatches \['conv1.weight: file torch.float64 vs config "
+                       r"torch.float32'"):
+        load_labeler(folder)
+
+
+# -- 2. every fact config.json states that the weights determine -----------------------------------
+def test_num_classes_edited_with_its_class_names(copy_of):
+    def seven(config):
+        config["num_classes"] = config["architecture"]["num_classes"] = 7
+        config["class_names"] = config["class_names"][:7]
+    _edit_config(copy_of, seven)
+    with pytest.raises(ArtifactMismatchError, match=r"tensor 'fc.weight' is \(10, 128\) in the weights file but "
+                       r"config.json implies \(7, 128\)"):
+        load_labeler(copy_of)
+
+
+def test_top_level_num_classes_disagreeing_with_the_architecture(copy_of):
+    _edit_config(copy_of, lambda c: c.__setitem__("num_classes", 7))
+    with pytest.raises(ArtifactMismatchError, match="says num_classes 7 but its architecture has 10 classes"):
+        load_labeler(copy_of)
+
+
+def test_input_channels_the_weights_do_not_take(copy_of):
+    def gray(config):
+        config["input"].update(channels=1, mean=[0.5], std=[0.25])
+    _edit_config(copy_of, gray)
+    with pytest.raises(ArtifactMismatchError, match=r"config.json's input \(1-channel 32x32 images\) does not fit "
+                       r"the network .*model.safetensors holds"):
+        load_labeler(copy_of)
+
+
+def test_input_size_the_onnx_graph_does_not_take(copy_of):
+    _edit_config(copy_of, lambda c: c["input"].update(size=[40, 40]))
+    with pytest.raises(ArtifactMismatchError, match=r"model.onnx maps \{'images': \['any', 3, 32, 32\]\} .* "
+                       r"config.json describes \{'images': \['any', 3, 40, 40\]\}"):
+        load_labeler(copy_of)
+
+
+def test_input_size_beyond_the_bound(copy_of):
+    _edit_config(copy_of, lambda c: c["input"].update(size=[100_000, 100_000]))
+    with pytest.raises(ArtifactError, match=r"input size \(100000, 100000\) must be 1 to 1024 pixels a side"):
+        load_labeler(copy_of)
+
+
+def test_onnx_of_another_interface_is_refused_even_for_torch(copy_of):
+    shutil.copy(FORMAT1 / "pruned" / "model.onnx", copy_of / "model.onnx")  # 3 classes, 8x8 images
+    write_manifest(copy_of)
+    with pytest.raises(ArtifactMismatchError, match=r"model.onnx maps \{'images': \['any', 3, 8, 8\]\} to "
+                       r"\{'logits': \['any', 3\]\}"):
+        load_labeler(copy_of)
+
+
+def test_onnx_of_another_network_with_the_same_interface(tmp_path, monkeypatch):
+    """Same inputs and outputs, another function: only running both tells, so the onnx backend does."""
+    folder = _fixture_copy(tmp_path, "pruned")
+    shutil.copy(FORMAT1 / "ensemble" / "model.onnx", folder / "model.onnx")
+    write_manifest(folder)
+    monkeypatch.setattr(agreement, "_AGREED", set())
+    load_labeler(folder)  # the torch backend never runs the ONNX file
+    with pytest.raises(ArtifactMismatchError, match="model.onnx computes another function than .*model.safetensors: "
+                       r"max \|onnx - torch\| = .* on a fixed probe batch"):
+        load_labeler(folder, backend="onnx")
+
+
+def test_onnx_verdict_is_computed_once_per_file(tmp_path, monkeypatch):
+    folder = _fixture_copy(tmp_path, "pruned")
+    monkeypatch.setattr(agreement, "_AGREED", set())
+    calls = []
+    real = agreement.parity
+    monkeypatch.setattr(agreement, "parity", lambda *a: calls.append(1) or real(*a))
+    load_labeler(folder, backend="onnx")
+    load_labeler(folder, backend="onnx")
+    assert len(calls) == 1
+
+
+def test_onnx_reading_external_data_is_refused(tmp_path):
+    folder = _fixture_copy(tmp_path, "pruned")
+    model = onnx.load(str(folder / "model.onnx"))
+    onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=True, location="weights.bin",
+                    size_threshold=0)
+    write_manifest(folder)  # lists weights.bin too: still not a self-contained ONNX file
+    with pytest.raises(ArtifactError, match="reads tensors from files outside it"):
+        load_labeler(folder)
+
+
+def test_a_file_that_is_not_onnx(tmp_path):
+    folder = _fixture_copy(tmp_path, "pruned")
+    (folder / "model.onnx").write_bytes(b"\x08\x07garbage" * 10)
+    write_manifest(folder)
+    with pytest.raises(ArtifactError, match="is not a readable ONNX file"):
+        load_labeler(folder)
+
+
+# -- 3. manifest paths: one rule for local folders and Hub downloads --------------------------------
+@pytest.mark.parametrize("rel", ["../../../../../../../../etc/hostname", "/etc/hostname"])
+def test_manifest_paths_leaving_the_folder(tmp_path, rel):
+    folder = _fixture_copy(tmp_path, "pruned")
+    _list_in_manifest(folder, rel, Path("/etc/hostname"))
+    with pytest.raises(ArtifactPathError, match=f"lists '{rel}', a path outside the labeler folder"):
+        load_labeler(folder)
+    from flashdd_zoo.loaders.hub import _listed_files  # the Hub's first step, before any download
+
+    with pytest.raises(ArtifactPathError, match=f"lists '{rel}', a path outside the labeler folder"):
+        _listed_files(folder)
+
+
+def test_a_symlink_leading_out_of_the_folder(tmp_path):
+    folder = _fixture_copy(tmp_path, "pruned")
+    outside = tmp_path / "elsewhere.md"
+    shutil.move(folder / "README.md", outside)
+    (folder / "README.md").symlink_to(outside)
+    write_manifest(folder)
+    with pytest.raises(ArtifactPathError, match=r"README.md links to .*elsewhere.md, outside the labeler folder"):
+        load_labeler(folder)
+
+
+def test_malformed_manifest_entry(tmp_path):
+    folder = _fixture_copy(tmp_path, "pruned")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["files"]["model.onnx"]["bytes"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="manifest.json is not a valid manifest"):
+        load_labeler(folder)
+
+
+def test_links_that_stay_inside_are_fine(tmp_path):
+    """A link within the folder, and the layout of a Hugging Face cache snapshot (links into its blob store)."""
+    repo = tmp_path / "models--org--lab"
+    folder = repo / "snapshots" / "0123abc"
+    shutil.copytree(FORMAT1 / "pruned", folder)
+    (repo / "blobs").mkdir()
+    for name in ("model.onnx", "model.safetensors"):
+        shutil.move(folder / name, repo / "blobs" / name)
+        (folder / name).symlink_to(Path("..", "..", "blobs", name))
+    assert listed_path(folder, "model.onnx").resolve() == (repo / "blobs" / "model.onnx").resolve()
+    load_labeler(folder)
