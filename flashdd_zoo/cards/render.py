@@ -88,6 +88,10 @@ A **{config.kind}** soft-label generator ("labeler") for dataset distillation, b
 distillation codebase calls as `teacher_model(images)`: give it a batch of normalised images and it
 returns logits; `soft_labels` returns `softmax(logits / T)` (default T = {config.temperature:g}).
 
+**Input normalisation: {_normalisation(inp)}.** Code that normalises differently (RDED and SRe2L
+use ImageNet's mean/std for every dataset) loads it with `input_normalization="imagenet"`,
+`"raw"` for [0, 1] images, or `(mean, std)`; the conversion is folded into the first convolution.
+
 ## Size and cost
 
 | quantity | value |
@@ -149,6 +153,16 @@ The folder holds `config.json` (pure JSON), `model.safetensors`, `model.onnx` (i
 `images`, output `logits`, dynamic batch) and `manifest.json` (sha256 of every file, checked on load).
 """
     return f"---\n{card_metadata(config, m).to_yaml()}\n---\n\n{body}"
+
+
+def _normalisation(inp) -> str:
+    """The labeler's own normalisation, and its name where it has one (the first: 'imagenet' before the
+    datasets that share it)."""
+    from ..runtime.normalization import named_normalizations
+
+    names = [n for n, (m, s) in named_normalizations().items() if tuple(m) == inp.mean and tuple(s) == inp.std]
+    name = f", input_normalization={names[0]!r}" if names else ""
+    return f"(x - mean) / std with mean {list(inp.mean)}, std {list(inp.std)}{name}, x in [0, 1]"
 
 
 def _on(device: str | None) -> str:
