@@ -118,6 +118,7 @@ use ImageNet's mean/std for every dataset) loads it with `input_normalization="i
 | student top-1 with this labeler | {format_accuracy(m.get('student_top1_mean'), m.get('student_top1_std'), m.get('seeds'))} |
 | full teacher top-1 | {format_accuracy(m.get('full_teacher_top1'))} |
 
+{_label_robust_rows(m)}
 Students are randomly initialised and trained on the distilled set with this labeler's soft labels
 on every augmented batch, then scored on the real {lin.get('val_split', 'validation')} split{_epochs(m)}. Every
 accuracy above is on that split. The capacity selection read its accuracies from {lin.get('selection_split', 'the same split')}.
@@ -163,6 +164,20 @@ def _normalisation(inp) -> str:
     names = [n for n, (m, s) in named_normalizations().items() if tuple(m) == inp.mean and tuple(s) == inp.std]
     name = f", input_normalization={names[0]!r}" if names else ""
     return f"(x - mean) / std with mean {list(inp.mean)}, std {list(inp.std)}{name}, x in [0, 1]"
+
+
+def _label_robust_rows(m: dict[str, Any]) -> str:
+    """DD-Ranking's label-robust scores, where `evaluate --update-card` measured them."""
+    rows = [(key, label) for key, label in (
+        ("ior", "IOR: top-1 on D_S minus on a random real subset of its size, this labeler"),
+        ("hlr", "HLR: top-1 with real data minus on D_S, hard labels"),
+        ("lrs", "LRS: DD-Ranking's label-robust score, (e^a - e^-1) / (e - e^-1), a = (IOR - HLR) / 2"),
+    ) if m.get(f"ddranking_{key}_mean") is not None]
+    if not rows:
+        return ""
+    lines = [f"| {label} | {m[f'ddranking_{key}_mean']:.4f} ± {m[f'ddranking_{key}_std']:.4f} "
+             f"({m.get('ddranking_rounds')} rounds) |" for key, label in rows]
+    return "\n| DD-Ranking (fractions) | value |\n|---|---|\n" + "\n".join(lines) + "\n"
 
 
 def _on(device: str | None) -> str:

@@ -154,6 +154,23 @@ def training_split(dataset: Dataset, holdout_per_class: int = 0, max_per_class: 
     return train.split_off(holdout_per_class, HOLDOUT_SEED)
 
 
+def draw_training_subset(dataset: Dataset, per_class: int, seed: int, holdout_per_class: int = 0) -> ImageSet:
+    """`per_class` random training images of each class (seeded), never from the held-out slice
+    training_split would hold out; decodes only the chosen files."""
+    if dataset.spec.embedded:  # small enough to load whole
+        return training_split(dataset, holdout_per_class)[0].per_class(per_class, seed)
+    by_class = list_split(dataset.split_dir(dataset.spec.train_split), dataset.class_ids)
+    files = [f for per in by_class for f in per]
+    labels = torch.tensor([c for c, per in enumerate(by_class) for _ in per], dtype=torch.int64)
+    # file positions stand in for images, so the slice is drawn exactly as training_split draws it
+    positions = ImageSet(torch.arange(len(files)), labels, list(dataset.class_names))
+    if holdout_per_class:
+        positions = positions.split_off(holdout_per_class, HOLDOUT_SEED)[0]
+    chosen = positions.per_class(per_class, seed)
+    images = decode_files([files[i] for i in chosen.images.tolist()], dataset.resolution)
+    return ImageSet(images, chosen.labels, list(dataset.class_names))
+
+
 def _select(s: ImageSet, max_per_class: int | None, classes: list[int] | None, seed: int) -> ImageSet:
     if classes is not None:
         keep = torch.isin(s.labels, torch.tensor(classes))
