@@ -158,3 +158,44 @@ def test_evaluate_cli_refuses_hard_labels_without_a_real_top1(d_s, cifar10, smal
     res = run_cli("evaluate", "--dataset", "cifar10", "--data-root", cifar10.path.parent, "--distilled", d_s,
                   "--labeler", ckpt, "--epochs", "1", "--device", "cpu", "--hard-labels", check=False)
     assert res.returncode != 0 and "--real-top1" in res.stdout + res.stderr
+
+
+def test_build_stage_scores_teacher_and_labeler_and_reuses_its_students(d_s, exported, cifar10, cifar_val, tmp_path):
+    """--label-robust's stage: hard-label students once, a random baseline per soft-label source,
+    HLR against the teacher's own top-1; a second run reuses every student."""
+    from dataclasses import replace
+
+    from flashdd_zoo.zoo.build import BuildContext, _label_robust_stage
+    from flashdd_zoo.zoo.distilled import distilled_sha256
+    from flashdd_zoo.zoo.presets import preset_config
+    from flashdd_zoo.zoo.report import render_markdown
+    from flashdd_zoo.zoo.stages import StageCache
+
+    cfg = preset_config("smoke", "cifar10", 2, tmp_path, 32)
+    cfg = replace(cfg, protocol=replace(cfg.protocol, epochs=1, batch_size=10), seeds=(0, 1), holdout_per_class=None,
+                  device="cpu")
+    ds = {"path": str(d_s), "sha256": distilled_sha256(d_s)}
+    teacher = {"labeler_dir": str(exported), "top1": 80.0}
+    tau, student = {"top1s": [30.0, 20.0]}, {"top1s": [25.0, 15.0]}
+
+    def run():
+        ctx = BuildContext(cfg, cifar10, tmp_path, StageCache(tmp_path), cifar_val)
+        return ctx, _label_robust_stage(ctx, teacher, ds, tau, str(exported), student)
+
+    ctx, scores = run()
+    assert ctx.stages.ran == ["ddranking/hard-labels", "ddranking/random-teacher", "ddranking/random-labeler"]
+    stages = json.loads((tmp_path / "stages.json").read_text())
+    hard = [t / 100 for t in stages["ddranking/hard-labels"]["result"]["top1s"]]
+    rnd = [t / 100 for t in stages["ddranking/random-labeler"]["result"]["top1s"]]
+    assert scores["labeler"]["hlr"]["values"] == pytest.approx([0.80 - h for h in hard])
+    assert scores["labeler"]["ior"]["values"] == pytest.approx([0.25 - rnd[0], 0.15 - rnd[1]])
+    assert scores["teacher"]["hlr"] == scores["labeler"]["hlr"]
+    ctx, again = run()
+    assert ctx.stages.ran == [] and again == scores
+    md = render_markdown({"dataset": "cifar10", "ipc": 2, "preset": "smoke", "label_robust": scores,
+                          "teacher": {"params": 1, "weights_bytes": 1, "top1": 80.0, "source": "t"},
+                          "distilled": {"method": "rded", "path": "p", "sha256": "0" * 64},
+                          "tau": {"top1_mean": 25.0, "top1_std": 5.0}, "student": {"top1_mean": 20.0, "top1_std": 5.0},
+                          "selection": {"chosen": None, "zeta": None, "reason": "r", "scores": {}, "phase": []},
+                          "chain": [], "dis": {}, "verified": {}, "stages": {"ran": [], "reused": []}})
+    assert f"| labeler | {scores['labeler']['ior']['mean']:.4f} ± " in md

@@ -184,7 +184,7 @@ def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, bat
     if record:
         _record(record, {"top1_mean": result.top1_mean, "top1_std": result.top1_std,
                          "seeds": len(result.runs), "seconds": seconds, "epochs": epochs,
-                         **card_label_robust(scores)})
+                         **_flat(scores)})
 
 
 def _check_label_robust_options(teacher, hard_labels, real_top1, update_card, any_extra) -> None:
@@ -246,19 +246,17 @@ def _extra_json(extra: dict, scores: dict | None) -> dict:
     return out
 
 
-def card_label_robust(scores: dict | None) -> dict:
-    """DD-Ranking's scores as flat metrics.json / result keys."""
-    flat = {f"ddranking_{k}_{stat}": scores[k][stat] for k in ("ior", "hlr", "lrs") if scores and k in scores
-            for stat in ("mean", "std")}
-    if flat:
-        flat["ddranking_rounds"] = scores["rounds"]
-    return flat
+def _flat(scores: dict | None) -> dict:
+    from ..zoo.label_robust import flat_metrics
+
+    return flat_metrics(scores)
 
 
 def _update_card(labeler: Path, scores: dict | None) -> None:
     from ..artifact.refresh import update_metrics
+    from ..zoo.label_robust import flat_metrics
 
-    update_metrics(labeler, card_label_robust(scores))
+    update_metrics(labeler, flat_metrics(scores))
     console.print(f"updated {labeler / 'metrics.json'} and its card")
 
 
@@ -306,6 +304,9 @@ def _record(name: str, metrics: dict) -> None:
 @click.option("--val-per-class", type=int, default=None,
               help="Real validation images per class for every top-1 (default: the preset's).")
 @click.option("--verify-candidates", is_flag=True, help="Run the full downstream evaluation of every candidate.")
+@click.option("--label-robust", is_flag=True,
+              help="Also measure DD-Ranking's IOR, HLR and LRS for the full teacher and the labeler (hard-label "
+                   "students on D_S, random-real-subset students per labeler); in the report and on the card.")
 @click.option("--curve/--no-curve", default=None,
               help="Prune to the last step and evaluate students of every member: curve.png and a table "
                    "(default: the preset's; on for cpu).")
@@ -323,7 +324,8 @@ def _record(name: str, metrics: dict) -> None:
 @friendly_errors(resumable=True)
 def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled, epochs, seeds, teacher_epochs,
               finetune_epochs, param_fractions, window, gamma, mipc, finetune_per_class, val_per_class,
-              verify_candidates, curve, stem, holdout_per_class, chain_dir, nproc, device, record, record_tau):
+              verify_candidates, label_robust, curve, stem, holdout_per_class, chain_dir, nproc, device, record,
+              record_tau):
     """Build a capacity-matched pruned labeler (Flash-DD Algorithm 1) end to end.
 
     Teacher (given or trained) -> D_S (given or RDED) -> tau(D_S) -> pruning chain with
@@ -346,7 +348,7 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
     cfg = with_overrides(
         cfg, data_root=str(data_root) if data_root else None, teacher=str(teacher) if teacher else None,
         distilled=str(distilled) if distilled else None, seeds=number_list(seeds, int, "--seeds") if seeds else None,
-        verify_candidates=verify_candidates or None, nproc=nproc, device=device,
+        verify_candidates=verify_candidates or None, label_robust=label_robust or None, nproc=nproc, device=device,
         protocol_epochs=epochs, teacher_epochs=teacher_epochs, prune_finetune_epochs=finetune_epochs,
         prune_param_fractions=number_list(param_fractions, float, "--param-fractions"), selection_window=window, selection_gamma=gamma,
         rded_mipc=mipc, finetune_per_class=finetune_per_class, val_per_class=val_per_class,
@@ -372,7 +374,7 @@ def capacity_metrics(report: dict) -> dict:
             "param_ratio": config["params"] / teacher["params"], "labeler_bytes": config["weights_bytes"],
             "labeler_gflops": config["gflops"], "student_top1_mean": report["student"]["top1_mean"],
             "student_top1_std": report["student"]["top1_std"], "seeds": len(report["student"]["top1s"]),
-            "build_seconds": report["build_seconds"], **_curve_metrics(report)}
+            "build_seconds": report["build_seconds"], **_curve_metrics(report), **_label_robust_metrics(report)}
 
 
 def _metrics(folder: Path) -> dict:
@@ -389,6 +391,14 @@ def _curve_metrics(report: dict) -> dict:
             "selection_regret": curve["selection_regret"],
             "label_seconds_teacher": statistics.fmean(report["tau"]["label_seconds"]),
             "label_seconds_labeler": statistics.fmean(report["student"]["label_seconds"])}
+
+
+def _label_robust_metrics(report: dict) -> dict:
+    """DD-Ranking's scores of a --label-robust build, per soft-label source (ddranking_teacher_lrs_mean, ...)."""
+    from ..zoo.label_robust import flat_metrics
+
+    return {k.replace("ddranking_", f"ddranking_{who}_"): v
+            for who, scores in report.get("label_robust", {}).items() for k, v in flat_metrics(scores).items()}
 
 
 def _print_build_summary(report: dict) -> None:

@@ -213,7 +213,7 @@ def evaluate_random_baseline(
     """DD-Ranking's random baseline: students taught exactly as on D_S, each seed on its own
     random real subset with D_S's images per class. `draw(per_class, seed)` returns that subset
     (data.draw_training_subset: the training split, never its held-out slice)."""
-    per_class = images_per_class(distilled, dataset.num_classes)
+    per_class = _balanced_ipc(distilled, dataset.num_classes)
     runs = []
     for s in seeds:
         subset = draw(per_class, s)
@@ -225,7 +225,7 @@ def evaluate_random_baseline(
     return EvalResult(runs, protocol)
 
 
-def images_per_class(distilled: ImageSet, num_classes: int) -> int:
+def _balanced_ipc(distilled: ImageSet, num_classes: int) -> int:
     """D_S's images per class; a random baseline of its size needs every class to have as many."""
     counts = torch.bincount(distilled.labels.cpu(), minlength=num_classes)
     if int(counts.min()) != int(counts.max()):

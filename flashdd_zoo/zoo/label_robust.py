@@ -73,6 +73,15 @@ def summarize_rounds(ds_soft: Sequence[float] | None, random_soft: Sequence[floa
     return out
 
 
+def flat_metrics(scores: dict | None) -> dict:
+    """summarize_rounds' scores as flat metrics.json / result keys (ddranking_lrs_mean, ...)."""
+    flat = {f"ddranking_{k}_{stat}": scores[k][stat] for k in ("ior", "hlr", "lrs") if scores and k in scores
+            for stat in ("mean", "std")}
+    if flat:
+        flat["ddranking_rounds"] = scores["rounds"]
+    return flat
+
+
 def _at(values: Sequence[float] | None, i: int) -> float | None:
     return None if values is None else values[i]
 
