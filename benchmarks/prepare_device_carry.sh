@@ -22,7 +22,8 @@ done
 
 pins=$("$PY" - <<'EOF'
 from importlib.metadata import version
-names = ["huggingface_hub", "httpx2", "httpcore2", "truststore", "hf-xet", "anyio", "idna", "click"]
+names = ["huggingface_hub", "httpx2", "httpcore2", "truststore", "hf-xet", "anyio", "idna", "click",
+         "pytest", "pluggy", "iniconfig"]  # pytest: run_gpu_bench.sh wrappers
 print(" ".join(["torch-pruning==1.6.1"] + [f"{n}=={version(n)}" for n in names]))
 EOF
 )

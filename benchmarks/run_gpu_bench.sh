@@ -6,6 +6,12 @@
 #   then:    run(command="bash benchmarks/run_gpu_bench.sh variants", carry=[".devdata", ".whl"], timeout_s=600)
 #   here:    cp <files_at>/results/*.json benchmarks/results/ && python benchmarks/render_results.py
 #
+# "wrappers" (issue 13) runs the CUDA checks of what DD codebases do to a loaded teacher
+# (DataParallel, .cuda() after loading, .half(), requires_grad loops, torch.compile, the caller's
+# normalisation) as `pytest -m gpu` on real CIFAR-10 images:
+#   here:    bash benchmarks/prepare_device_carry.sh cifar10
+#   device:  run(command="bash benchmarks/run_gpu_bench.sh wrappers", carry=[".devdata", ".whl"], timeout_s=300)
+#
 # "targets" writes the four result files the issue names (bench-ipc10-capacity, bench-ipc1-capacity,
 # bench-ceiling, fast-path-tolerance) into $OUT/results/, plus $OUT/log.txt.
 # "variants" runs the fast path's other settings (torch.compile, bf16 input, raw input, no CUDA
@@ -18,7 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${1:-targets}
 if [ "$STAGE" = all ]; then  # both, where no per-command time limit applies
-    bash benchmarks/run_gpu_bench.sh targets && bash benchmarks/run_gpu_bench.sh variants
+    bash benchmarks/run_gpu_bench.sh targets && bash benchmarks/run_gpu_bench.sh variants \
+        && bash benchmarks/run_gpu_bench.sh wrappers
     exit 0
 fi
 OUT=${OUT:-/tmp/flashdd-bench-out}
@@ -55,8 +62,12 @@ elif [ "$STAGE" = variants ]; then
     bench --stage-widths $IPC10 --members 3 --batch 100 --json "$OUT/variants/ipc10-ensemble3-stacked.json"
     bench --stage-widths $IPC10 --members 3 --batch 100 --against none --no-stack-members \
         --json "$OUT/variants/ipc10-ensemble3-one-by-one.json"
+elif [ "$STAGE" = wrappers ]; then
+    FLASHDD_DATA_ROOT=${FLASHDD_DATA_ROOT:-.devdata} FLASHDD_REQUIRE_DATA=1 python3 -m pytest -m gpu -q -p no:cacheprovider \
+        tests/test_wrappers.py tests/test_input_normalization.py tests/test_fast_path.py \
+        --junitxml "$OUT/variants/wrappers-junit.xml"
 else
-    echo "usage: bash benchmarks/run_gpu_bench.sh [targets|variants|all]" >&2
+    echo "usage: bash benchmarks/run_gpu_bench.sh [targets|variants|wrappers|all]" >&2
     exit 2
 fi
 echo "done: $(ls "$OUT"/results "$OUT"/variants)"

@@ -42,6 +42,10 @@ class InputError(ArgumentError):
     """Images handed to a labeler do not match what it was built for."""
 
 
+class InputStatisticsWarning(UserWarning):
+    """A labeler's first batch looks normalised differently from what it was told to expect."""
+
+
 class ExportError(FlashDDError):
     """An export failed its own check (e.g. ONNX parity)."""
 

@@ -88,6 +88,10 @@ A **{config.kind}** soft-label generator ("labeler") for dataset distillation, b
 distillation codebase calls as `teacher_model(images)`: give it a batch of normalised images and it
 returns logits; `soft_labels` returns `softmax(logits / T)` (default T = {config.temperature:g}).
 
+**Input normalisation: {_normalisation(inp)}.** Code that normalises differently (RDED and SRe2L
+use ImageNet's mean/std for every dataset) loads it with `input_normalization="imagenet"`,
+`"raw"` for [0, 1] images, or `(mean, std)`; the conversion is folded into the first convolution.
+
 ## Size and cost
 
 | quantity | value |
@@ -114,6 +118,7 @@ returns logits; `soft_labels` returns `softmax(logits / T)` (default T = {config
 | student top-1 with this labeler | {format_accuracy(m.get('student_top1_mean'), m.get('student_top1_std'), m.get('seeds'))} |
 | full teacher top-1 | {format_accuracy(m.get('full_teacher_top1'))} |
 
+{_label_robust_rows(m)}
 Students are randomly initialised and trained on the distilled set with this labeler's soft labels
 on every augmented batch, then scored on the real {lin.get('val_split', 'validation')} split{_epochs(m)}. Every
 accuracy above is on that split. The capacity selection read its accuracies from {lin.get('selection_split', 'the same split')}.
@@ -149,6 +154,30 @@ The folder holds `config.json` (pure JSON), `model.safetensors`, `model.onnx` (i
 `images`, output `logits`, dynamic batch) and `manifest.json` (sha256 of every file, checked on load).
 """
     return f"---\n{card_metadata(config, m).to_yaml()}\n---\n\n{body}"
+
+
+def _normalisation(inp) -> str:
+    """The labeler's own normalisation, and its name where it has one (the first: 'imagenet' before the
+    datasets that share it)."""
+    from ..runtime.normalization import named_normalizations
+
+    names = [n for n, (m, s) in named_normalizations().items() if tuple(m) == inp.mean and tuple(s) == inp.std]
+    name = f", input_normalization={names[0]!r}" if names else ""
+    return f"(x - mean) / std with mean {list(inp.mean)}, std {list(inp.std)}{name}, x in [0, 1]"
+
+
+def _label_robust_rows(m: dict[str, Any]) -> str:
+    """DD-Ranking's label-robust scores, where `evaluate --update-card` measured them."""
+    rows = [(key, label) for key, label in (
+        ("ior", "IOR: top-1 on D_S minus on a random real subset of its size, this labeler"),
+        ("hlr", "HLR: top-1 with real data minus on D_S, hard labels"),
+        ("lrs", "LRS: DD-Ranking's label-robust score, (e^a - e^-1) / (e - e^-1), a = (IOR - HLR) / 2"),
+    ) if m.get(f"ddranking_{key}_mean") is not None]
+    if not rows:
+        return ""
+    lines = [f"| {label} | {m[f'ddranking_{key}_mean']:.4f} ± {m[f'ddranking_{key}_std']:.4f} "
+             f"({m.get('ddranking_rounds')} rounds) |" for key, label in rows]
+    return "\n| DD-Ranking (fractions) | value |\n|---|---|\n" + "\n".join(lines) + "\n"
 
 
 def _on(device: str | None) -> str:

@@ -129,14 +129,28 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
               help="Write the full report (top-1 per seed, loss curves) as JSON.")
 @click.option("--val-per-class", type=int, default=None,
               help="Score on at most this many real validation images per class (default: all).")
+@click.option("--random-baseline", is_flag=True,
+              help="Also train the same students on a seeded, class-balanced random real subset of the training "
+                   "split with D_S's images per class (one subset per seed), taught by the same labeler: "
+                   "DD-Ranking's IOR.")
+@click.option("--hard-labels", is_flag=True,
+              help="Also train students on D_S with its hard labels (no labeler): DD-Ranking's HLR, with --real-top1.")
+@click.option("--real-top1", type=float, default=None, metavar="PCT",
+              help="Top-1 (%) of the student architecture trained on the real training data with hard labels, for "
+                   "HLR (default: the full teacher's top-1 the labeler records, when student and teacher share it).")
+@holdout_option
+@click.option("--update-card", is_flag=True,
+              help="Write IOR, HLR and LRS into LABELER's metrics.json and refresh its card and manifest.")
 @device_option
 @record_option
 @friendly_errors
 def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, batch_size, lr, loss,
-                 temperature, schedule, student, report, val_per_class, device, record):
+                 temperature, schedule, student, report, val_per_class, random_baseline, hard_labels, real_top1,
+                 holdout_per_class, update_card, device, record):
     """Train random students on D_S with soft labels from LABELER; top-1 on the real val split.
 
-    With the full teacher as LABELER this measures tau(D_S). Runs under torchrun for several GPUs.
+    With the full teacher as LABELER this measures tau(D_S). --random-baseline and --hard-labels add
+    DD-Ranking's label-robust scores (IOR, HLR, LRS). Runs under torchrun for several GPUs.
     """
     from ..data import load_split, resolve_dataset
     from ..zoo.distilled import load_distilled
@@ -148,21 +162,102 @@ def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, bat
     dataset = resolve_dataset(dataset_name, data_root)
     d_s = load_distilled(distilled, dataset)
     val = load_split(dataset, dataset.val_split(), max_per_class=val_per_class)
-    label_fn = load_teacher(labeler, dataset.num_classes).model.to(_device(device)).eval()
+    teacher = load_teacher(labeler, dataset.num_classes)
+    _check_label_robust_options(teacher, hard_labels, real_top1, update_card, random_baseline or hard_labels)
+    label_fn = teacher.model.to(_device(device)).eval()
     protocol = EvalProtocol(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss,
                             temperature=temperature, schedule=schedule, student=student)
     seed_list = number_list(seeds, int, "--seeds")
     result = evaluate(d_s, label_fn, dataset, val, protocol, seed_list, device)
+    extra = _label_robust_runs(d_s, label_fn, dataset, val, protocol, seed_list, device, teacher,
+                               random_baseline, hard_labels, real_top1, holdout_per_class)
     if not is_main_process():
         return
     seconds = sum(r.seconds for r in result.runs) / len(result.runs)
     console.print(f"student top-1 {result.top1_mean:.2f} ± {result.top1_std:.2f} over seeds "
                   f"{list(seed_list)}; {seconds:.1f} s per student")
+    scores = _print_label_robust(result, extra)
     if report:
-        report.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        report.write_text(json.dumps({**result.to_json(), **_extra_json(extra, scores)}, indent=2) + "\n")
+    if update_card:
+        _update_card(labeler, scores)
     if record:
         _record(record, {"top1_mean": result.top1_mean, "top1_std": result.top1_std,
-                         "seeds": len(result.runs), "seconds": seconds, "epochs": epochs})
+                         "seeds": len(result.runs), "seconds": seconds, "epochs": epochs,
+                         **_flat(scores)})
+
+
+def _check_label_robust_options(teacher, hard_labels, real_top1, update_card, any_extra) -> None:
+    """Refuse impossible combinations before any student trains."""
+    if hard_labels and real_top1 is None and teacher.info.get("full_teacher_top1") is None:
+        raise click.UsageError("--hard-labels needs --real-top1 PCT: the labeler records no full teacher top-1.")
+    if update_card and not any_extra:
+        raise click.UsageError("--update-card writes DD-Ranking's scores: add --random-baseline and/or --hard-labels.")
+    if update_card and not teacher.source.startswith("labeler:"):
+        raise click.UsageError("--update-card needs a labeler folder as --labeler (a checkpoint or .pth has no card).")
+    if real_top1 is not None and not 0 <= real_top1 <= 100:
+        raise click.UsageError(f"--real-top1 is a percentage in [0, 100], got {real_top1}.")
+
+
+def _label_robust_runs(d_s, label_fn, dataset, val, protocol, seeds, device, teacher, random_baseline,
+                       hard_labels, real_top1, holdout_per_class) -> dict:
+    """The extra students of --random-baseline and --hard-labels, and the real-data top-1 for HLR."""
+    from dataclasses import replace
+    from functools import partial
+
+    from ..data import draw_training_subset
+    from ..zoo.evaluate import evaluate, evaluate_random_baseline
+
+    extra: dict = {}
+    if random_baseline:
+        holdout = teacher.holdout_per_class if holdout_per_class is None else holdout_per_class
+        draw = partial(draw_training_subset, dataset, holdout_per_class=holdout or 0)
+        extra["random"] = evaluate_random_baseline(d_s, draw, label_fn, dataset, val, protocol, seeds, device)
+        extra["holdout_per_class"] = holdout or 0
+    if hard_labels:
+        extra["hard"] = evaluate(d_s, None, dataset, val, replace(protocol, loss="ce"), seeds, device)
+        extra["real_top1"] = real_top1 if real_top1 is not None else teacher.info["full_teacher_top1"]
+    return extra
+
+
+def _print_label_robust(result, extra: dict) -> dict | None:
+    """Print the extra students' top-1 and DD-Ranking's scores; return the scores (None without extras)."""
+    from ..zoo.label_robust import summarize_rounds
+
+    if not extra:
+        return None
+    fractions = {name: [t / 100 for t in extra[name].top1s] for name in ("random", "hard") if name in extra}
+    real = extra.get("real_top1")
+    scores = summarize_rounds([t / 100 for t in result.top1s], fractions.get("random"),
+                              real / 100 if real is not None else None, fractions.get("hard"))
+    for name, label in (("random", "random real subset, same labeler"), ("hard", "D_S with hard labels")):
+        if name in extra:
+            console.print(f"student top-1 ({label}) {extra[name].top1_mean:.2f} ± {extra[name].top1_std:.2f}")
+    line = ", ".join(f"{k.upper()} {scores[k]['mean']:.4f} ± {scores[k]['std']:.4f}" for k in ("ior", "hlr", "lrs")
+                     if k in scores)
+    console.print(f"DD-Ranking (fractions, {scores['rounds']} rounds): {line}")
+    return scores
+
+
+def _extra_json(extra: dict, scores: dict | None) -> dict:
+    out = {name: extra[name].to_json() for name in ("random", "hard") if name in extra}
+    if scores is not None:
+        out["label_robust"] = {**scores, "holdout_per_class": extra.get("holdout_per_class")}
+    return out
+
+
+def _flat(scores: dict | None) -> dict:
+    from ..zoo.label_robust import flat_metrics
+
+    return flat_metrics(scores)
+
+
+def _update_card(labeler: Path, scores: dict | None) -> None:
+    from ..artifact.refresh import update_metrics
+    from ..zoo.label_robust import flat_metrics
+
+    update_metrics(labeler, flat_metrics(scores))
+    console.print(f"updated {labeler / 'metrics.json'} and its card")
 
 
 def _device(device):
@@ -209,6 +304,9 @@ def _record(name: str, metrics: dict) -> None:
 @click.option("--val-per-class", type=int, default=None,
               help="Real validation images per class for every top-1 (default: the preset's).")
 @click.option("--verify-candidates", is_flag=True, help="Run the full downstream evaluation of every candidate.")
+@click.option("--label-robust", is_flag=True,
+              help="Also measure DD-Ranking's IOR, HLR and LRS for the full teacher and the labeler (hard-label "
+                   "students on D_S, random-real-subset students per labeler); in the report and on the card.")
 @click.option("--curve/--no-curve", default=None,
               help="Prune to the last step and evaluate students of every member: curve.png and a table "
                    "(default: the preset's; on for cpu).")
@@ -226,7 +324,8 @@ def _record(name: str, metrics: dict) -> None:
 @friendly_errors(resumable=True)
 def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled, epochs, seeds, teacher_epochs,
               finetune_epochs, param_fractions, window, gamma, mipc, finetune_per_class, val_per_class,
-              verify_candidates, curve, stem, holdout_per_class, chain_dir, nproc, device, record, record_tau):
+              verify_candidates, label_robust, curve, stem, holdout_per_class, chain_dir, nproc, device, record,
+              record_tau):
     """Build a capacity-matched pruned labeler (Flash-DD Algorithm 1) end to end.
 
     Teacher (given or trained) -> D_S (given or RDED) -> tau(D_S) -> pruning chain with
@@ -249,7 +348,7 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
     cfg = with_overrides(
         cfg, data_root=str(data_root) if data_root else None, teacher=str(teacher) if teacher else None,
         distilled=str(distilled) if distilled else None, seeds=number_list(seeds, int, "--seeds") if seeds else None,
-        verify_candidates=verify_candidates or None, nproc=nproc, device=device,
+        verify_candidates=verify_candidates or None, label_robust=label_robust or None, nproc=nproc, device=device,
         protocol_epochs=epochs, teacher_epochs=teacher_epochs, prune_finetune_epochs=finetune_epochs,
         prune_param_fractions=number_list(param_fractions, float, "--param-fractions"), selection_window=window, selection_gamma=gamma,
         rded_mipc=mipc, finetune_per_class=finetune_per_class, val_per_class=val_per_class,
@@ -275,7 +374,7 @@ def capacity_metrics(report: dict) -> dict:
             "param_ratio": config["params"] / teacher["params"], "labeler_bytes": config["weights_bytes"],
             "labeler_gflops": config["gflops"], "student_top1_mean": report["student"]["top1_mean"],
             "student_top1_std": report["student"]["top1_std"], "seeds": len(report["student"]["top1s"]),
-            "build_seconds": report["build_seconds"], **_curve_metrics(report)}
+            "build_seconds": report["build_seconds"], **_curve_metrics(report), **_label_robust_metrics(report)}
 
 
 def _metrics(folder: Path) -> dict:
@@ -292,6 +391,14 @@ def _curve_metrics(report: dict) -> dict:
             "selection_regret": curve["selection_regret"],
             "label_seconds_teacher": statistics.fmean(report["tau"]["label_seconds"]),
             "label_seconds_labeler": statistics.fmean(report["student"]["label_seconds"])}
+
+
+def _label_robust_metrics(report: dict) -> dict:
+    """DD-Ranking's scores of a --label-robust build, per soft-label source (ddranking_teacher_lrs_mean, ...)."""
+    from ..zoo.label_robust import flat_metrics
+
+    return {k.replace("ddranking_", f"ddranking_{who}_"): v
+            for who, scores in report.get("label_robust", {}).items() for k, v in flat_metrics(scores).items()}
 
 
 def _print_build_summary(report: dict) -> None:

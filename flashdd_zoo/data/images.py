@@ -120,6 +120,14 @@ def load_split(
         from .digits import load_digits_split
 
         return _select(load_digits_split(dataset, split), max_per_class, classes, seed)
+    paths, labels = split_files(dataset, split, max_per_class, classes, seed)
+    images = decode_files(paths, dataset.resolution)
+    return ImageSet(images, labels, list(dataset.class_names))
+
+
+def split_files(dataset: Dataset, split: str, max_per_class: int | None = None, classes: list[int] | None = None,
+                seed: int = 0) -> tuple[list[Path], torch.Tensor]:
+    """The files load_split would decode, in its order, and their labels."""
     split_dir = dataset.split_dir(split)
     wanted = list(range(dataset.num_classes)) if classes is None else classes
     per_class = list_split(split_dir, [dataset.class_ids[c] for c in wanted])
@@ -130,8 +138,7 @@ def load_split(
             files = sorted(rng.sample(files, max_per_class))
         paths += files
         labels += [c] * len(files)
-    images = decode_files(paths, dataset.resolution)
-    return ImageSet(images, torch.tensor(labels, dtype=torch.int64), list(dataset.class_names))
+    return paths, torch.tensor(labels, dtype=torch.int64)
 
 
 HOLDOUT_SEED = 0  # one held-out slice per (dataset, size), whatever the teacher's own seed
@@ -152,6 +159,23 @@ def training_split(dataset: Dataset, holdout_per_class: int = 0, max_per_class: 
         raise DataError(f"cannot hold out {holdout_per_class} images per class: {dataset.name}'s training split has "
                         f"{int(counts.min())} in its smallest class; choose a smaller --holdout-per-class.")
     return train.split_off(holdout_per_class, HOLDOUT_SEED)
+
+
+def draw_training_subset(dataset: Dataset, per_class: int, seed: int, holdout_per_class: int = 0,
+                         max_per_class: int | None = None) -> ImageSet:
+    """`per_class` random training images of each class (seeded), from what training_split(dataset,
+    holdout_per_class, max_per_class) keeps for training (never its held-out slice); decodes only
+    the chosen files."""
+    if dataset.spec.embedded:  # small enough to load whole
+        return training_split(dataset, holdout_per_class, max_per_class)[0].per_class(per_class, seed)
+    files, labels = split_files(dataset, dataset.spec.train_split, max_per_class, seed=0)
+    # file positions stand in for images, so the slice is drawn exactly as training_split draws it
+    positions = ImageSet(torch.arange(len(files)), labels, list(dataset.class_names))
+    if holdout_per_class:
+        positions = positions.split_off(holdout_per_class, HOLDOUT_SEED)[0]
+    chosen = positions.per_class(per_class, seed)
+    images = decode_files([files[i] for i in chosen.images.tolist()], dataset.resolution)
+    return ImageSet(images, chosen.labels, list(dataset.class_names))
 
 
 def _select(s: ImageSet, max_per_class: int | None, classes: list[int] | None, seed: int) -> ImageSet:

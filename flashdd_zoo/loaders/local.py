@@ -31,6 +31,7 @@ def load_local_labeler(
     backend: str = "torch",
     resize: bool = False,
     *,
+    input_normalization: str | tuple | None = None,
     fast: bool = False,
     channels_last: bool | None = None,
     fold_bn: bool | None = None,
@@ -46,7 +47,9 @@ def load_local_labeler(
     fast path that suits the device (CUDA: bf16, channels_last, folded BatchNorm, CUDA graphs;
     CPU: float32, channels_last, folded BatchNorm). Each option can also be set on its own;
     given values override what `fast` picks. `fuse_normalization=True` makes the labeler take raw
-    [0, 1] images instead (the normalisation is folded exactly into the first convolution).
+    [0, 1] images instead (the normalisation is folded exactly into the first convolution);
+    `input_normalization` ('imagenet', 'cifar10', ..., 'raw' or (mean, std)) names what the calling
+    code feeds, converted to the labeler's own normalisation the same way (runtime/normalization.py).
     `stack_members=True` runs an ensemble whose members share one architecture as one network of
     grouped convolutions (all members in one pass; `fast` turns it on for CUDA).
     Numerical tolerances are stated in flashdd_zoo.runtime.fast. The onnx backend takes none of
@@ -72,16 +75,18 @@ def load_local_labeler(
     if backend == "onnx":
         check_onnx_function(net, config, folder, manifest)
         session = onnx_session(folder / ONNX, ort_providers(device))
-        return Labeler(config, folder, session=session, resize=resize, metrics=metrics)
+        options = resolve_options("cpu", channels=config.input.channels, input_normalization=input_normalization)
+        return Labeler(config, folder, session=session, resize=resize, options=options, metrics=metrics)
     net = load_weights(net, folder / WEIGHTS)
-    return torch_labeler(net, config, metrics, folder, device, resize, fast=fast, **explicit)
+    return torch_labeler(net, config, metrics, folder, device, resize, fast=fast,
+                         input_normalization=input_normalization, **explicit)
 
 
 def torch_labeler(net: nn.Module, config: LabelerConfig, metrics: dict[str, Any], folder: Path | None,
                   device: str | torch.device, resize: bool = False, fast: bool = False,
                   **explicit: Any) -> Labeler:
     """Wrap a float32 network (built from `config`) as a Labeler with the chosen options."""
-    options = resolve_options(device, fast=fast, kind=config.labeler_kind, **explicit)
+    options = resolve_options(device, fast=fast, kind=config.labeler_kind, channels=config.input.channels, **explicit)
     if options.dtype != torch.float32 and torch.device(device).type == "cuda":
         odd = unaligned_widths(config.architecture)
         if odd:

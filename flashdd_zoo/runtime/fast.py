@@ -33,6 +33,7 @@ from torch.fx.experimental.optimization import fuse as fx_fuse_conv_bn
 
 from ..errors import ArtifactArgumentError, ArtifactError
 from ..models import architecture_of
+from .normalization import CallerNormalization, caller_normalization, conversion
 
 if TYPE_CHECKING:
     from ..artifact.config import LabelerConfig
@@ -61,28 +62,39 @@ class FastOptions:
     dtype: torch.dtype = torch.float32
     channels_last: bool = False
     fold_bn: bool = False
-    fuse_normalization: bool = False  # the caller feeds raw [0, 1] images instead of normalised
+    input_normalization: CallerNormalization | None = None  # what the caller feeds; None: the labeler's own
     cuda_graphs: bool = False
     compile: bool | str = False  # True, or a torch.compile mode such as "max-autotune-no-cudagraphs"
     stack_members: bool = False  # an ensemble of one architecture runs as one grouped network
     graph_cache_size: int = 4  # input shapes kept as captured CUDA graphs (least recently used out)
 
+    @property
+    def fuse_normalization(self) -> bool:
+        """The caller feeds raw [0, 1] images (the older spelling of input_normalization='raw')."""
+        return self.input_normalization is not None and self.input_normalization.is_raw
+
 
 def resolve_options(device: str | torch.device, fast: bool = False, kind: Kind | None = None,
-                    **explicit: Any) -> FastOptions:
+                    channels: int = 3, **explicit: Any) -> FastOptions:
     """Options for `device`: `fast=True` picks the defaults that suit it; explicit values win.
 
     fast on CUDA: bf16, channels_last, folded BatchNorm, CUDA graphs. fast on CPU: float32,
     channels_last, folded BatchNorm (bf16 convolutions are slower than float32 on most CPUs).
     `kind` adds what fast means for it (an ensemble stacks its members on CUDA: Kind.fast_defaults).
-    `explicit` holds FastOptions fields; a None value means "not given".
+    `explicit` holds FastOptions fields; a None value means "not given". `input_normalization`
+    (a name, (mean, std) or None) and `fuse_normalization=True` (= 'raw') are resolved for a
+    labeler of `channels` input channels (see runtime/normalization.py).
     """
     cuda = torch.device(device).type == "cuda"
     base = FastOptions()
     if fast:
         base = FastOptions(dtype=torch.bfloat16 if cuda else torch.float32, channels_last=True,
                            fold_bn=True, cuda_graphs=cuda, **(kind.fast_defaults(cuda) if kind else {}))
+    caller = caller_normalization(explicit.pop("input_normalization", None),
+                                  explicit.pop("fuse_normalization", None), channels)
     given = {k: v for k, v in explicit.items() if v is not None}
+    if caller is not None:
+        given["input_normalization"] = caller
     unknown = set(given) - set(FastOptions.__dataclass_fields__)
     if unknown:
         raise TypeError(f"unknown fast-path option(s) {sorted(unknown)}")
@@ -104,6 +116,8 @@ def describe_options(options: FastOptions) -> str:
     parts = [str(options.dtype).replace("torch.", "")]
     parts += [name for name in ("channels_last", "fold_bn", "fuse_normalization", "cuda_graphs", "stack_members")
               if getattr(options, name)]
+    if options.input_normalization is not None and not options.fuse_normalization:
+        parts.append(f"input_normalization={options.input_normalization.name}")
     if options.compile:
         parts.append(f"compile={options.compile}" if isinstance(options.compile, str) else "compile")
     return "+".join(parts)
@@ -162,7 +176,8 @@ class RawInputConv(nn.Module):
 def fold_input_normalization(
     net: nn.Module, mean: list[float], std: list[float], size: tuple[int, int]
 ) -> fx.GraphModule:
-    """Make `net` take raw [0, 1] images: its first layer absorbs (x - mean) / std exactly.
+    """Make `net` take images it must first map by (x - mean) / std (raw [0, 1] images, or images
+    normalised with another mean/std): its first layer absorbs the map exactly.
 
     The first layer must be a Conv2d that is the only consumer of the input.
     """
@@ -172,7 +187,7 @@ def fold_input_normalization(
     first = users[0].target if len(users) == 1 and users[0].op == "call_module" else None
     conv = gm.get_submodule(first) if first else None
     if not isinstance(conv, nn.Conv2d):
-        raise ArtifactError("fuse_normalization needs a network whose input feeds exactly one Conv2d; "
+        raise ArtifactError("input_normalization / fuse_normalization need a network whose input feeds exactly one Conv2d; "
                             "this one does not (an ensemble must be stacked: members of one architecture "
                             "and stack_members=True). Normalise the images yourself instead.")
     folded = RawInputConv(conv, torch.tensor(mean), torch.tensor(std), size)
@@ -187,9 +202,10 @@ def optimize_network(net: nn.Module, options: FastOptions, config: LabelerConfig
     net = config.labeler_kind.for_speed(net.eval().float(), options)
     if options.fold_bn:
         net = fold_batchnorm(net)
-    if options.fuse_normalization:
-        inp = config.input
-        net = fold_input_normalization(net, list(inp.mean), list(inp.std), inp.size)
+    inp = config.input
+    folded = conversion(options.input_normalization, inp.mean, inp.std)
+    if folded is not None:  # the caller's normalisation -> the labeler's, inside conv1
+        net = fold_input_normalization(net, *folded, inp.size)
     fmt = torch.channels_last if options.channels_last else torch.preserve_format
     net = net.to(device=device, dtype=options.dtype, memory_format=fmt).requires_grad_(False)
     if options.compile:
@@ -291,6 +307,19 @@ def capture_cuda_graph(fn: Callable, example: torch.Tensor, *args: Any,
 # the runner a Labeler calls
 
 
+def first_weight(net: nn.Module) -> torch.Tensor:
+    """A weight tensor of `net`, for its device and dtype. DataParallel's replicas hold their
+    weights as plain attributes, not parameters, so parameters() alone would find none."""
+    p = next(net.parameters(), None)
+    if p is not None:
+        return p
+    for m in net.modules():
+        w = getattr(m, "weight", None)
+        if isinstance(w, torch.Tensor):
+            return w
+    raise ArtifactError("the labeler's network holds no weights.")
+
+
 class FastRunner:
     """Turns images into float32 logits or soft labels with an optimised network.
 
@@ -316,7 +345,7 @@ class FastRunner:
         return self._run(x, soft=True, temperature=temperature)
 
     def _run(self, x: torch.Tensor, soft: bool, temperature: float = 1.0) -> torch.Tensor:
-        p = next(self.net.parameters())
+        p = first_weight(self.net)
         x = x.to(p.device, non_blocking=p.device.type == "cuda")  # host-bound copies must block
         if soft:
             self._set_temperature(p.device, float(temperature))
@@ -334,13 +363,13 @@ class FastRunner:
             self._t = t
 
     def _compute(self, x: torch.Tensor, soft: bool) -> torch.Tensor:
-        dtype = next(self.net.parameters()).dtype
+        dtype = first_weight(self.net).dtype
         with torch.no_grad():
             logits = self.net(x.to(dtype=dtype, memory_format=self.fmt)).float()
             return F.softmax(logits / self._temp, dim=1) if soft else logits
 
     def _capture(self, x: torch.Tensor, soft: bool) -> Callable:
-        return capture_cuda_graph(self._compute, x, soft, dtype=next(self.net.parameters()).dtype,
+        return capture_cuda_graph(self._compute, x, soft, dtype=first_weight(self.net).dtype,
                                   channels_last=self.options.channels_last)
 
     def static_input(self, shape: tuple[int, ...], soft: bool = True) -> torch.Tensor | None:

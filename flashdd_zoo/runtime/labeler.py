@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,19 +13,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..artifact.config import LabelerConfig
-from ..errors import InputError
+from ..errors import InputError, InputStatisticsWarning
 from ..models.ensemble import set_member_weights
 from .fast import FastOptions, FastRunner, describe_options
+from .normalization import CHECK_MIN_BATCH, convert, mismatch_warning
 
 
 class Labeler(nn.Module):
     """Soft-label generator loaded from a labeler folder.
 
     `labeler(images) -> logits` (float32) and `labeler.soft_labels(images, temperature, epoch)`
-    -> probabilities (float32). Images are NCHW, normalised with the config's mean/std (or raw
-    [0, 1] images when loaded with `fuse_normalization=True`), at the config's resolution unless
-    the labeler was loaded with `resize=True`. The fast path (bf16, folded BatchNorm, CUDA graphs;
-    see flashdd_zoo.runtime.fast) changes nothing for the caller but speed and float rounding.
+    -> probabilities (float32). Images are NCHW, normalised with the config's mean/std, or with
+    what `input_normalization` named at load time ('imagenet', 'raw' [0, 1], ...: converted to the
+    labeler's own), at the config's resolution unless the labeler was loaded with `resize=True`.
+    The first batch of at least CHECK_MIN_BATCH images is checked once against that normalisation
+    (a warning names the likely mismatch). The fast path (bf16, folded BatchNorm, CUDA graphs; see
+    flashdd_zoo.runtime.fast) changes nothing for the caller but speed and float rounding.
+
+    The usual wrappers give the same labels as the plain call: `.to(device)` / `.cuda()` after
+    loading, `.half()` (runs in float16, labels within the fast path's float16 bounds),
+    `requires_grad` loops, `torch.compile(labeler)`, `DataParallel(labeler)` (replicas run eager
+    on their own GPU; CUDA graphs stay with the original), and `.train()`, which leaves the
+    network in inference mode: a labeler's BatchNorm never switches to batch statistics.
     """
 
     def __init__(
@@ -49,6 +60,7 @@ class Labeler(nn.Module):
         self.backend = "torch" if net is not None else "onnx"
         self.runner = FastRunner(net, self.options) if net is not None else None
         self.member_weights = config.labeler_kind.weights_for_epoch(config.architecture, None)  # combination weights in force
+        self._input_check = {"pending": True}  # a dict, so DataParallel replicas share it: one warning in all
         self.requires_grad_(False)
         self.eval()
 
@@ -76,8 +88,20 @@ class Labeler(nn.Module):
 
     @property
     def expects_normalized(self) -> bool:
-        """True: feed (x - mean) / std images; False: raw [0, 1] images (fuse_normalization)."""
+        """True: feed (x - mean) / std images; False: raw [0, 1] images (input_normalization='raw')."""
         return not self.options.fuse_normalization
+
+    @property
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The (mean, std) the caller's images must be normalised with, as loaded."""
+        caller = self.options.input_normalization
+        return (caller.mean, caller.std) if caller is not None else (self.config.input.mean, self.config.input.std)
+
+    def train(self, mode: bool = True) -> Labeler:
+        """Flag only: the network stays in eval mode, so a training loop's model.train() on every
+        module cannot turn the labeler's BatchNorm to batch statistics."""
+        self.training = mode
+        return self
 
     # -- inference -------------------------------------------------------------
     def check_images(self, images: torch.Tensor) -> torch.Tensor:
@@ -95,6 +119,7 @@ class Labeler(nn.Module):
         if not images.is_floating_point():
             what = "normalised float" if self.expects_normalized else "raw float ([0, 1])"
             raise InputError(f"labeler expects {what} images, got dtype {images.dtype}. {self._convert_hint()}")
+        self._check_statistics(images)
         size = self.input_size
         if tuple(images.shape[-2:]) != size:
             if not self.resize:
@@ -106,15 +131,33 @@ class Labeler(nn.Module):
             images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
         return images
 
+    def _check_statistics(self, images: torch.Tensor) -> None:
+        """Once per labeler, on the first batch big enough to judge: warn when its statistics are far
+        from what the expected normalisation produces."""
+        if not self._input_check["pending"] or images.shape[0] < CHECK_MIN_BATCH:
+            return
+        self._input_check["pending"] = False
+        inp = self.config.input
+        message = mismatch_warning(images, self.options.input_normalization, inp.mean, inp.std, self.config.name)
+        if message:
+            warnings.warn(message, InputStatisticsWarning, stacklevel=4)
+
     def _convert_hint(self) -> str:
         if not self.expects_normalized:
-            return "This labeler was loaded with fuse_normalization=True: pass images / 255."
-        inp = self.config.input
-        return f"Convert with (images / 255 - mean) / std using mean={list(inp.mean)}, std={list(inp.std)}."
+            return "This labeler was loaded with input_normalization='raw': pass images / 255."
+        mean, std = self.input_normalization
+        return f"Convert with (images / 255 - mean) / std using mean={list(mean)}, std={list(std)}."
+
+    def _runner(self) -> FastRunner:
+        """The runner of this module: DataParallel's replicas hold their own copy of the network
+        on their own GPU and run it eager (the captured graphs belong to the original)."""
+        if self.runner.net is self.net:
+            return self.runner
+        return FastRunner(self.net, replace(self.options, cuda_graphs=False))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.check_images(images)
-        logits = self._run_onnx(x) if self.session is not None else self.runner.logits(x)
+        logits = self._run_onnx(x) if self.session is not None else self._runner().logits(x)
         return logits.to(images.device)
 
     def soft_labels(
@@ -130,7 +173,7 @@ class Labeler(nn.Module):
         x = self.check_images(images)
         if self.session is not None:
             return F.softmax(self._run_onnx(x) / t, dim=1).to(images.device)
-        return self.runner.soft_labels(x, t).to(images.device)
+        return self._runner().soft_labels(x, t).to(images.device)
 
     def set_epoch(self, epoch: int) -> None:
         """Use the member weights an ensemble's schedule gives for training epoch `epoch` (for
@@ -159,6 +202,8 @@ class Labeler(nn.Module):
     def _run_onnx(self, images: torch.Tensor) -> torch.Tensor:
         """Run onnxruntime through I/O binding: it reads the input tensor's memory in place (on
         the GPU with onnxruntime-gpu's CUDA provider) and writes into a torch output tensor."""
+        inp = self.config.input
+        images = convert(images, self.options.input_normalization, inp.mean, inp.std)  # no conv to fold it into
         on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
         device = images.device if (on_gpu and images.is_cuda) else torch.device("cuda" if on_gpu else "cpu")
         x = images.detach().to(device=device, dtype=torch.float32).contiguous()

@@ -7,6 +7,7 @@ stopped, and a changed option reruns only the stages whose inputs it changes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..artifact import WEIGHTS, read_config, read_metrics
-from ..data.images import ImageSet, load_split, training_split
+from ..data.images import ImageSet, draw_training_subset, load_split, training_split
 from ..data.registry import Dataset, resolve_dataset
 from ..errors import FlashDDError
 from ..exporters import export_labeler
@@ -26,7 +27,8 @@ from .capacity import mean_dis, select_capacity
 from .checkpoints import load_checkpoint
 from .distill import distill_rded
 from .distilled import distilled_sha256, images_per_class, load_distilled, read_description
-from .evaluate import evaluate, train_student
+from .evaluate import evaluate, evaluate_random_baseline, train_student
+from .label_robust import flat_metrics, summarize_rounds
 from .presets import BuildConfig, check_config
 from .prune import prune_chain
 from .report import capacity_curve, write_report
@@ -109,6 +111,8 @@ def build(cfg: BuildConfig) -> dict:
     }
     if cfg.curve:
         report["curve"] = capacity_curve(report)
+    if cfg.label_robust:
+        report["label_robust"] = _label_robust_stage(ctx, teacher, d_s, tau, chosen_path, student)
     plots = write_report(Path(cfg.out), report)
     report["labeler_dir"] = str(_export_stage(ctx, report, chosen_path, chosen, plots))
     # a build cut into several runs (resumed) costs this run plus the stages earlier runs finished
@@ -243,6 +247,42 @@ def _student_stage(ctx: BuildContext, labeler_path: str, d_s: dict, name: str) -
     return ctx.stages.run(name, key, run)
 
 
+def _label_robust_stage(ctx: BuildContext, teacher: dict, d_s: dict, tau: dict, labeler_path: str,
+                        student: dict) -> dict:
+    """DD-Ranking's scores for the full teacher and the selected labeler: hard-label students on
+    D_S (shared), a random-baseline run per soft-label source, HLR against the teacher's own top-1
+    (the student's architecture trained on the real data with hard labels)."""
+    hard = _reference_stage(ctx, None, d_s, "ddranking/hard-labels")
+    out = {}
+    for who, path, soft in (("teacher", teacher["labeler_dir"], tau), ("labeler", labeler_path, student)):
+        rnd = _reference_stage(ctx, path, d_s, f"ddranking/random-{who}")
+        out[who] = summarize_rounds([t / 100 for t in soft["top1s"]], [t / 100 for t in rnd["top1s"]],
+                                    teacher["top1"] / 100, [t / 100 for t in hard["top1s"]])
+    return out
+
+
+def _reference_stage(ctx: BuildContext, labeler_path: str | None, d_s: dict, name: str) -> dict:
+    """DD-Ranking's reference students: hard labels on D_S (no labeler), or the labeler's soft
+    labels on a random real subset of D_S's size drawn from the training split less its held-out slice."""
+    cfg, ds = ctx.cfg, ctx.dataset
+    key = {"labeler": _source_sha(Path(labeler_path)) if labeler_path else None, "distilled": d_s["sha256"],
+           "protocol": dataclasses.asdict(cfg.protocol), "seeds": cfg.seeds, "val_per_class": cfg.val_per_class,
+           "holdout_per_class": cfg.holdout_per_class, "finetune_per_class": cfg.finetune_per_class}
+
+    def run() -> dict:
+        data = ctx.distilled(d_s)
+        if labeler_path is None:
+            result = evaluate(data, None, ds, ctx.val, dataclasses.replace(cfg.protocol, loss="ce"), cfg.seeds,
+                              cfg.device)
+        else:
+            label_fn = load_teacher(labeler_path, ds.num_classes).model.to(pick_device(cfg.device)).eval()
+            draw = functools.partial(draw_training_subset, ds, holdout_per_class=cfg.holdout_per_class or 0,
+                                     max_per_class=cfg.finetune_per_class)
+            result = evaluate_random_baseline(data, draw, label_fn, ds, ctx.val, cfg.protocol, cfg.seeds, cfg.device)
+        return {"top1_mean": result.top1_mean, "top1_std": result.top1_std, "top1s": result.top1s}
+    return ctx.stages.run(name, key, run)
+
+
 def _on_choice_set(evaluation: dict) -> float:
     """A student evaluation's mean top-1 where Algorithm 1 reads accuracies."""
     return evaluation[HOLDOUT]["top1_mean"] if HOLDOUT in evaluation else evaluation["top1_mean"]
@@ -307,6 +347,7 @@ def _export_stage(ctx: BuildContext, report: dict, chosen_path: str, chosen: dic
     }
     if report["selection"]["zeta"] is not None:
         metrics["zeta"] = report["selection"]["zeta"]
+    metrics.update(flat_metrics(report.get("label_robust", {}).get("labeler")))
     if chosen is not None and tau.get("label_seconds") and student.get("label_seconds"):
         # Flash-DD's speed-up: the teacher's extra time for soft labels over the labeler's, both
         # measured inside the same downstream training loop on this machine

@@ -3,7 +3,9 @@
 Every step: ShufflePatches + RandomResizedCrop + flip + CutMix on the batch (on the device),
 soft labels from the labeler on exactly those images, loss KL(T) (RDED) or MSE + 0.025 CE
 (Flash-DD), AdamW, cosine schedule. Top-1 on the real validation split; per-epoch training loss
-is recorded because the capacity search reads Dis(theta) off its early part.
+is recorded because the capacity search reads Dis(theta) off its early part. DD-Ranking's two
+reference runs use the same protocol: loss "ce" trains on D_S's hard labels (no labeler), and
+evaluate_random_baseline on random real subsets of D_S's size (zoo/label_robust.py scores them).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from torch import nn
 
 from ..data.images import ImageSet, normalize
 from ..data.registry import Dataset
+from ..errors import DataError
 from ..models import DEFAULT_SINGLE
 from ..runtime.timing import LabelTimer
 from .augment import cutmix, random_resized_crop, shuffle_patches
@@ -37,7 +40,7 @@ class EvalProtocol:
     batch_size: int = 100
     lr: float = 1e-3
     weight_decay: float = 0.01
-    loss: str = "kl"  # "kl" (RDED) or "mse_ce" (Flash-DD: MSE of soft labels + 0.025 CE)
+    loss: str = "kl"  # "kl" (RDED), "mse_ce" (Flash-DD: MSE of soft labels + 0.025 CE), "ce" (hard labels, no labeler)
     temperature: float = 20.0  # RDED with CutMix
     ce_weight: float = 0.025
     cutmix_alpha: float = 1.0
@@ -45,6 +48,10 @@ class EvalProtocol:
     schedule: str = "rded"  # "rded": lr * (1 + cos(pi t / 2T)) / 2 as RDED's code; "cosine": to 0
     student: str = DEFAULT_SINGLE.name
     student_stem: str | None = None  # None: the dataset's default stem
+
+    @property
+    def uses_labeler(self) -> bool:
+        return self.loss != "ce"
 
     def lr_at(self, epoch: float) -> float:
         if self.schedule == "rded":
@@ -101,17 +108,19 @@ def augment_batch(x: torch.Tensor, res: int, factor: int, alpha: float, g: torch
 
 
 def _loss(student_logits, teacher_logits, labels, perm, lam, p: EvalProtocol) -> torch.Tensor:
+    ce = lam * F.cross_entropy(student_logits, labels) + (1 - lam) * F.cross_entropy(student_logits, labels[perm])
+    if not p.uses_labeler:  # hard labels: D_S's own, mixed as CutMix mixed the images
+        return ce
     t = p.temperature
     soft = F.softmax(teacher_logits / t, dim=1)
     if p.loss == "kl":
         return F.kl_div(F.log_softmax(student_logits / t, dim=1), soft, reduction="batchmean")
-    ce = lam * F.cross_entropy(student_logits, labels) + (1 - lam) * F.cross_entropy(student_logits, labels[perm])
     return F.mse_loss(F.softmax(student_logits / t, dim=1), soft) + p.ce_weight * ce
 
 
 def train_student(
     distilled: ImageSet,
-    label_fn: LabelFn,
+    label_fn: LabelFn | None,
     dataset: Dataset,
     protocol: EvalProtocol,
     seed: int,
@@ -152,8 +161,10 @@ def train_student(
                                              factor, protocol.cutmix_alpha, g_aug)
                 if dev.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
-                with timer.section(len(x)), torch.no_grad(), autocast(dev):
-                    teacher_logits = label_fn(x).float()
+                teacher_logits = None
+                if protocol.uses_labeler:
+                    with timer.section(len(x)), torch.no_grad(), autocast(dev):
+                        teacher_logits = label_fn(x).float()
                 with autocast(dev):
                     loss = _loss(model(x).float(), teacher_logits, labels[idx], perm, lam, protocol)
                 opt.zero_grad(set_to_none=True)
@@ -172,7 +183,7 @@ def train_student(
 
 def evaluate(
     distilled: ImageSet,
-    label_fn: LabelFn,
+    label_fn: LabelFn | None,
     dataset: Dataset,
     val: ImageSet,
     protocol: EvalProtocol = EvalProtocol(),
@@ -186,3 +197,38 @@ def evaluate(
     runs = [train_student(distilled, label_fn, dataset, protocol, s, val, device=device,
                           show_progress=show_progress, extra_sets=extra_sets) for s in seeds]
     return EvalResult(runs, protocol)
+
+
+def evaluate_random_baseline(
+    distilled: ImageSet,
+    draw: Callable[[int, int], ImageSet],
+    label_fn: LabelFn | None,
+    dataset: Dataset,
+    val: ImageSet,
+    protocol: EvalProtocol = EvalProtocol(),
+    seeds: tuple[int, ...] = (0, 1, 2),
+    device: str | None = None,
+    show_progress: bool = True,
+) -> EvalResult:
+    """DD-Ranking's random baseline: students taught exactly as on D_S, each seed on its own
+    random real subset with D_S's images per class. `draw(per_class, seed)` returns that subset
+    (data.draw_training_subset: the training split, never its held-out slice)."""
+    per_class = _balanced_ipc(distilled, dataset.num_classes)
+    runs = []
+    for s in seeds:
+        subset = draw(per_class, s)
+        if len(subset) != len(distilled):
+            raise DataError(f"the random baseline needs {per_class} training images of every class, but "
+                            f"{dataset.name}'s training split (less its held-out slice) gave {len(subset)} in all.")
+        runs.append(train_student(subset, label_fn, dataset, protocol, s, val, device=device,
+                                  show_progress=show_progress))
+    return EvalResult(runs, protocol)
+
+
+def _balanced_ipc(distilled: ImageSet, num_classes: int) -> int:
+    """D_S's images per class; a random baseline of its size needs every class to have as many."""
+    counts = torch.bincount(distilled.labels.cpu(), minlength=num_classes)
+    if int(counts.min()) != int(counts.max()):
+        raise DataError(f"D_S holds {int(counts.min())} to {int(counts.max())} images per class; the random baseline "
+                        "draws the same number for every class, so it needs a class-balanced D_S.")
+    return int(counts.max())

@@ -37,6 +37,7 @@ class BuildConfig:
     device: str | None = None
     holdout_per_class: int | None = None  # training images per class held out for Algorithm 1's accuracies
     curve: bool = False  # evaluate students of every chain member (the chain runs to its last step)
+    label_robust: bool = False  # DD-Ranking's IOR, HLR, LRS for the teacher and the labeler (extra students)
     chain_dir: str | None = None  # where chain members are kept (None: OUT/work/chain); builds of one
     # teacher at several IPCs can share it (members are bound to their teacher, data and config)
 

@@ -82,11 +82,24 @@ def render_markdown(r: dict) -> str:
             f"{_f(ver and ver['top1_mean'], '.2f')} |")
     if "curve" in r:
         lines += _curve_lines(r)
+    if "label_robust" in r:
+        lines += _label_robust_lines(r["label_robust"])
     lines += ["", "Phase 1: top-1 holds at the full teacher's; phase 2: above tau(D_S); 0: below tau (the chain stops "
               "there; members past the stop exist only for the curve and are never selected).",
               "", "![capacity](plots/capacity.png)", "", "![Dis](plots/dis.png)", "",
               f"Stages run: {', '.join(r['stages']['ran']) or 'none'}; reused: {', '.join(r['stages']['reused']) or 'none'}.", ""]
     return "\n".join(lines)
+
+
+def _label_robust_lines(scores: dict) -> list[str]:
+    """DD-Ranking's scores (fractions, mean ± std over seeds) for the teacher and the labeler."""
+    lines = ["", "DD-Ranking's label-robust scores (fractions; IOR: D_S minus a random real subset of its size, "
+             "same labeler; HLR: real data minus D_S, hard labels; LRS = (e^a - e^-1) / (e - e^-1), "
+             "a = (IOR - HLR) / 2):", "", "| soft labels from | IOR | HLR | LRS |", "|---|---|---|---|"]
+    for who, s in scores.items():
+        cells = [f"{s[k]['mean']:.4f} ± {s[k]['std']:.4f}" for k in ("ior", "hlr", "lrs")]
+        lines.append(f"| {who} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _curve_lines(r: dict) -> list[str]:
