@@ -22,7 +22,14 @@ from flashdd_zoo.data import load_split
 from flashdd_zoo.errors import FlashDDError
 from flashdd_zoo.exporters.weights import load_weights
 from flashdd_zoo.models import arch_of, build_model, resnet18_arch
-from flashdd_zoo.zoo.capacity import SelectionConfig, assign_phases, dis_from_losses, inflection_zeta, select_capacity
+from flashdd_zoo.zoo.capacity import (
+    SelectionConfig,
+    assign_phases,
+    dis_from_losses,
+    inflection_zeta,
+    select_capacity,
+    select_over_chain,
+)
 from flashdd_zoo.zoo.checkpoints import load_checkpoint
 from flashdd_zoo.zoo.presets import check_config, preset_config, with_overrides
 from flashdd_zoo.zoo.prune import (
@@ -72,6 +79,43 @@ def test_dis_zeta_and_selection_on_recorded_curves():
     assert select_capacity(params, top1, dict(enumerate(dis)), 95.5, 70.0, SelectionConfig(gamma=5.0)).chosen == 2
     none = select_capacity(params, [60.0] * 6, dict(enumerate(dis)), 95.5, 70.0, SelectionConfig())
     assert none.chosen is None and "full teacher" in none.reason
+
+
+def test_selection_over_a_chain_follows_algorithm_1_by_hand():
+    """The build's wiring of Algorithm 1, on a chain with several phase-1 members and a curve
+    pruned past tau. Expected values are worked out by hand from the paper's rule, not by the code:
+    full teacher 90.0 on the choice split, tolerance 1.0 -> phase 1 while top-1 >= 89.0;
+    tau 70.0 -> phase 2 while top-1 > 70.0; the selection stops at the first member <= tau."""
+    top1 = [90.0, 89.6, 89.0, 86.0, 80.0, 71.0, 70.0, 75.0, 40.0]  # member 7 climbs back above tau
+    chain = [{"step": i, "params": 1_000_000 >> i, "top1": t} for i, t in enumerate(top1)]
+    # Dis rising as the labeler shrinks, convex in log-size over the candidates (steps 0.05, 0.10, 0.15
+    # per halving): no inflection, so every candidate passes Dis >= zeta and the score alone decides
+    dis = {0: 0.10, 1: 0.20, 2: 0.30, 3: 0.35, 4: 0.45, 5: 0.60, 6: 0.65, 7: 0.90, 8: 0.95}
+    asked = []
+
+    def dis_of(member):
+        asked.append(member["step"])
+        return {"dis_mean": dis[member["step"]]}
+
+    cfg = SelectionConfig(gamma=0.05, hold_tolerance=1.0)
+    sel, measured = select_over_chain(chain, dis_of, full_top1=90.0, tau=70.0, cfg=cfg)
+    assert sel.phase == [1, 1, 1, 2, 2, 2, 0]  # members 7 and 8 lie past the first member <= tau: unseen
+    assert asked == [0, 1, 2, 3, 4, 5] and sorted(measured) == asked  # Dis only above tau, each once
+    assert sel.candidates == [2, 3, 4, 5]  # the last phase-1 member and the phase-2 members
+    # scores: 0.30 + 0.05*0.890 = 0.3445, 0.35 + 0.0430 = 0.3930, 0.45 + 0.0400 = 0.4900, 0.60 + 0.0355 = 0.6355
+    assert sel.scores == pytest.approx({2: 0.3445, 3: 0.3930, 4: 0.4900, 5: 0.6355})
+    assert sel.chosen == 5
+    # tau and the full teacher's top-1 in each other's place give another selection: member 0 (90.0)
+    # is already at or below "tau" 90.0, so the selection sees it alone, measures no Dis and keeps the teacher
+    asked.clear()
+    swapped, _ = select_over_chain(chain, dis_of, full_top1=70.0, tau=90.0, cfg=cfg)
+    assert swapped.chosen is None and swapped.phase == [1] and asked == []
+    # a stricter tolerance ends phase 1 earlier: member 1 becomes the last free reduction
+    strict, _ = select_over_chain(chain, dis_of, full_top1=90.0, tau=70.0, cfg=SelectionConfig(hold_tolerance=0.5))
+    assert strict.phase[:3] == [1, 1, 2] and strict.candidates[0] == 1
+    # a chain entirely above tau is seen whole
+    above, _ = select_over_chain(chain[:5], dis_of, full_top1=90.0, tau=70.0, cfg=cfg)
+    assert above.phase == [1, 1, 1, 2, 2] and above.chosen == 4
 
 
 def test_pruning_chain_shrinks_and_members_rebuild(tmp_path, cifar10, small_net, cifar_val):

@@ -23,7 +23,7 @@ from ..exporters.manifest import sha256_file
 from ..kinds import PRUNED, TEACHER
 from ..models import is_composite
 from ..results import device_name
-from .capacity import mean_dis, select_capacity
+from .capacity import mean_dis, select_over_chain
 from .checkpoints import load_checkpoint
 from .distill import distill_rded
 from .distilled import distilled_sha256, images_per_class, load_distilled, read_description
@@ -45,9 +45,17 @@ class BuildContext:
     work: Path
     stages: StageCache
     val: ImageSet  # the dataset's validation / test split: every reported number
-    holdout: ImageSet | None = None  # held out of the training split: every accuracy a choice reads
-    train: ImageSet | None = None
+    train: ImageSet | None = None  # the training split less the held-out slice, decoded when first needed
+    _holdout: ImageSet | None = None
     distilled_images: dict[str, ImageSet] = dataclasses.field(default_factory=dict)
+
+    @property
+    def holdout(self) -> ImageSet | None:
+        """Held out of the training split (every accuracy a choice reads), or None without --holdout-per-class.
+        Decoded on first use, so a resumed build whose stages are all cached decodes nothing."""
+        if self.cfg.holdout_per_class:
+            self.train_set()
+        return self._holdout
 
     @property
     def choice_set(self) -> ImageSet:
@@ -65,7 +73,7 @@ class BuildContext:
 
     def train_set(self) -> ImageSet:
         if self.train is None:
-            self.train, self.holdout = training_split(self.dataset, self.cfg.holdout_per_class or 0,
+            self.train, self._holdout = training_split(self.dataset, self.cfg.holdout_per_class or 0,
                                                       self.cfg.finetune_per_class)
         return self.train
 
@@ -78,19 +86,13 @@ def build(cfg: BuildConfig) -> dict:
     work = Path(cfg.out) / "work"
     val = load_split(dataset, dataset.val_split(), max_per_class=cfg.val_per_class, seed=0)
     ctx = BuildContext(cfg, dataset, work, StageCache(work), val)
-    if cfg.holdout_per_class:
-        ctx.train_set()  # splits off the held-out slice
     teacher = _teacher_stage(ctx)
     d_s = _distilled_stage(ctx, teacher)
     tau = _tau_stage(ctx, teacher, d_s)
     tau_choice = _on_choice_set(tau)
     chain = _chain_stage(ctx, teacher, tau_choice)
-    # Algorithm 1 sees the chain up to its first member at or below tau, whether or not a curve
-    # pruned further: the curve shows what the selection would pick, it never changes it
-    seen = chain[: next((i + 1 for i, m in enumerate(chain) if m["top1"] <= tau_choice), len(chain))]
-    dis = {i: _dis_stage(ctx, m, d_s) for i, m in enumerate(seen) if m["top1"] > tau_choice}
-    sel = select_capacity([m["params"] for m in seen], [m["top1"] for m in seen],
-                          {i: d["dis_mean"] for i, d in dis.items()}, teacher["choice_top1"], tau_choice, cfg.selection)
+    sel, dis = select_over_chain(chain, lambda m: _dis_stage(ctx, m, d_s), full_top1=teacher["choice_top1"],
+                                 tau=tau_choice, cfg=cfg.selection)
     evaluated = sel.candidates if cfg.verify_candidates else []
     evaluated = range(len(chain)) if cfg.curve else evaluated
     verified = {i: _student_stage(ctx, chain[i]["path"], d_s, _student_stage_name(chain[i])) for i in evaluated}
@@ -374,7 +376,7 @@ def _splits(ctx: BuildContext) -> dict:
     """Which images every number comes from (said in the report and on the card)."""
     reported = ctx.dataset.val_split()
     selection = (f"{ctx.cfg.holdout_per_class} training images per class held out of teacher training, fine-tunes "
-                 f"and RDED's pool" if ctx.holdout is not None else f"the {reported} split (as the papers do)")
+                 f"and RDED's pool" if ctx.cfg.holdout_per_class else f"the {reported} split (as the papers do)")
     return {"reported": reported, "selection": selection}
 
 def _source_sha(path: Path) -> str:

@@ -14,6 +14,7 @@ types; Acc enters as a fraction in [0, 1]; size is log10(parameters).
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,6 +94,24 @@ def select_capacity(
     chosen = max(scores, key=scores.get)
     return Selection(phases, candidates, zeta, zeta_idx, scores, chosen,
                      reason=f"argmax Dis + {cfg.gamma} * Acc over {len(passing)} members with Dis >= zeta")
+
+
+def select_over_chain(
+    chain: list[dict], dis_of: Callable[[dict], dict], *, full_top1: float, tau: float, cfg: SelectionConfig,
+) -> tuple[Selection, dict[int, dict]]:
+    """Algorithm 1 on a pruning chain (members largest first, each with "params" and "top1").
+
+    The selection sees the chain up to its first member at or below tau, however far a curve build
+    pruned past it (the curve shows what the selection would pick; it never changes it), and
+    measures Dis (`dis_of(member)` -> {"dis_mean": ...}) only for members above tau. `full_top1` and
+    `tau` are read on the same split as the members' top-1. Returns the selection and the Dis records.
+    """
+    first_out = next((i for i, m in enumerate(chain) if m["top1"] <= tau), len(chain) - 1)
+    seen = chain[: first_out + 1]
+    dis = {i: dis_of(m) for i, m in enumerate(seen) if m["top1"] > tau}
+    sel = select_capacity([m["params"] for m in seen], [m["top1"] for m in seen],
+                          {i: d["dis_mean"] for i, d in dis.items()}, full_top1, tau, cfg)
+    return sel, dis
 
 
 def mean_dis(loss_curves: list[list[float]], window: int) -> tuple[float, float]:
