@@ -15,9 +15,9 @@ from torch import nn
 
 from ..errors import ArtifactError, ArtifactMismatchError
 from ..exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_interface, parity
-from ..exporters.weights import check_shapes, load_weights, read_weights_header
+from ..exporters.weights import check_shapes, read_weights_header
 from ..models import member_archs
-from .config import ONNX, WEIGHTS, LabelerConfig
+from .config import CARD, METRICS, ONNX, WEIGHTS, LabelerConfig
 
 ANY = "any"  # a symbolic (batch) dimension of the ONNX graph
 PROBE_BATCH, PROBE_SEED = 2, 0
@@ -75,12 +75,11 @@ def _any_batch(values: dict[str, list]) -> dict[str, list]:
 
 def check_onnx_function(net: nn.Module, config: LabelerConfig, folder: Path, manifest: dict) -> None:
     """The ONNX file computes the weights' function: both run a fixed probe batch and agree within the
-    export's tolerance. `net` is checked_network's (meta) network. Once per pair of files and process."""
-    onnx, weights = folder / ONNX, folder / WEIGHTS
-    key = (manifest["files"][ONNX]["sha256"], manifest["files"][WEIGHTS]["sha256"])
+    export's tolerance. `net` is the loaded network (Kind.load_network). Once per set of files and process."""
+    onnx = folder / ONNX
+    key = (manifest["files"][ONNX]["sha256"], _other_files(manifest))
     if key in _AGREED:
         return
-    net = load_weights(net, weights)
     generator = torch.Generator().manual_seed(PROBE_SEED)
     probe = torch.randn((PROBE_BATCH, config.input.channels, *config.input.size), generator=generator)
     try:
@@ -88,7 +87,14 @@ def check_onnx_function(net: nn.Module, config: LabelerConfig, folder: Path, man
     except Exception as e:  # onnxruntime refuses a graph it cannot run with its own error types
         raise ArtifactError(f"{onnx} does not run on a probe batch with onnxruntime: {e}") from e
     if not diff <= bound:  # also catches NaN
+        weights = ", ".join(str(folder / k) for k in sorted(manifest["files"]) if k.endswith(".safetensors"))
         raise ArtifactMismatchError(f"{onnx} computes another function than {weights}: max |onnx - torch| = "
                                     f"{diff:.3g} > {bound:.3g} on a fixed probe batch. The ONNX file belongs to "
                                     "another network; export the labeler again.")
     _AGREED.add(key)
+
+
+def _other_files(manifest: dict) -> str:
+    """The hashes of every file but the ONNX one, the card and the metrics: what defines the torch function."""
+    skip = (ONNX, CARD, METRICS)
+    return ",".join(f"{k}={v['sha256']}" for k, v in sorted(manifest["files"].items()) if k not in skip)

@@ -115,7 +115,7 @@ class LabelerConfig:
 
     @property
     def required_files(self) -> tuple[str, ...]:
-        return REQUIRED_FILES_V1 if self.format_version == 1 else REQUIRED_FILES
+        return REQUIRED_FILES_V1 if self.format_version == 1 else self.labeler_kind.stored_files(self)
 
     def upgraded(self) -> LabelerConfig:
         """The same config in the current format (for a format-1 folder whose metrics are rewritten)."""

@@ -9,7 +9,7 @@ from typing import Any
 from ..atomic import atomic_dir
 from ..cards.render import write_card
 from ..exporters.manifest import verify_manifest, write_manifest
-from .config import CARD, REQUIRED_FILES, read_config, write_config
+from .config import CARD, read_config, write_config
 from .metrics import read_metrics, write_metrics
 
 
@@ -36,5 +36,5 @@ def update_metrics(folder: str | Path, metrics: dict[str, Any]) -> Path:
             write_config(staged, config.upgraded())
         write_metrics(staged, merged)
         refresh_card_and_manifest(staged)
-        verify_manifest(staged, required=REQUIRED_FILES)
+        verify_manifest(staged, required=config.upgraded().required_files)
     return folder

@@ -19,6 +19,7 @@ from .common import console, data_root_option, friendly_errors
 def info(path: Path, as_json: bool) -> None:
     """Summarise the labeler folder PATH (verifies its manifest first)."""
     from ..artifact import read_config, read_metrics
+    from ..cards.render import format_number
     from ..exporters.manifest import verify_manifest
 
     config = read_config(path)
@@ -34,9 +35,9 @@ def info(path: Path, as_json: bool) -> None:
         ("classes", str(config.num_classes)),
         ("input", "x".join(map(str, config.input.size))),
         ("parameters", f"{m['params']:,}"),
-        ("bytes (model.safetensors)", f"{m['weights_bytes']:,}"),
+        ("bytes stored", f"{m['weights_bytes']:,}"),
         ("GFLOPs / image", f"{m['gflops']:.4f}"),
-        ("ONNX max |diff|", f"{m['onnx_max_abs_diff']:.2e}"),
+        ("ONNX max |diff|", format_number(m.get("onnx_max_abs_diff"), ".2e")),
     ]
     for key, label in (("tau_mean", "tau(D_S) top-1"), ("teacher_top1", "labeler top-1"),
                        ("student_top1_mean", "student top-1")):
@@ -61,22 +62,30 @@ def info(path: Path, as_json: bool) -> None:
 @click.option("--sample-images", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of real images for the ONNX check (default: the dataset's val split).")
 @click.option("--temperature", type=float, default=None, help="Default soft-label temperature.")
+@click.option("--backbone", default=None, type=click.Path(exists=True, path_type=Path),
+              help="A projector's backbone weights file (or folder), where it is not found by itself.")
 @friendly_errors
-def export(source, out_dir, dataset_name, data_root, name, kind, sample_images, temperature) -> None:
+def export(source, out_dir, dataset_name, data_root, name, kind, sample_images, temperature, backbone) -> None:
     """Export SOURCE as a labeler folder: config.json, model.safetensors, model.onnx, card, manifest.
 
     SOURCE is a torchvision ResNet-18 .pth state dict (read with weights_only=True), a
-    flashdd-zoo training checkpoint folder, or an existing labeler folder.
+    flashdd-zoo training checkpoint folder, or an existing labeler folder. A folder that stores no
+    ONNX file (a projector) is copied with its network, adapter merged, added as model.onnx.
     """
+    from ..artifact import ONNX, read_config
     from ..data import resolve_dataset
     from ..data import sample_images as draw_samples
     from ..exporters import export_labeler
+    from ..exporters.artifact import add_onnx
     from ..kinds import kind_for
     from ..zoo.teachers import load_teacher
 
     dataset = resolve_dataset(dataset_name, data_root, need_files=sample_images is None)
-    teacher = load_teacher(source, dataset.num_classes)
     samples = draw_samples(dataset, folder=sample_images)
+    if source.is_dir() and (source / "config.json").is_file() and ONNX not in read_config(source).required_files:
+        console.print(f"[green]exported[/green] {add_onnx(source, out_dir, samples, backbone=backbone)} (adapter merged)")
+        return
+    teacher = load_teacher(source, dataset.num_classes)
     kind = kind or kind_for(teacher.model.arch).name
     out = export_labeler(
         teacher.model, out_dir, name=name or out_dir.name, kind=kind,

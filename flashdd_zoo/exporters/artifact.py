@@ -73,3 +73,27 @@ def export_labeler(
             f.chmod(0o755 if f.is_dir() else 0o644)
         refresh_card_and_manifest(tmp)
     return out_dir
+
+
+def add_onnx(source: str | Path, out_dir: str | Path, sample_images: torch.Tensor, **sources: Any) -> Path:
+    """A copy of the labeler folder `source`, which stores no ONNX file (a projector keeps only its
+    adapter), with the network it loads as (adapter merged) exported to ONNX and parity-checked on
+    `sample_images`. `sources` go to the loader (a projector's `backbone=`)."""
+    from ..exporters.manifest import verify_manifest
+    from ..loaders.local import load_local_labeler
+
+    source, out_dir = Path(source), Path(out_dir)
+    labeler = load_local_labeler(source, **sources)  # verifies the manifest and the pinned backbone
+    model, config = labeler.net.eval(), labeler.config
+    with atomic_dir(out_dir) as tmp:
+        for rel in verify_manifest(source, required=config.required_files)["files"]:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / rel, tmp / rel)
+        x = normalize(sample_images[:32], config.input.mean, config.input.std)
+        export_onnx(model, tmp / ONNX, x)
+        diff = check_parity(model, tmp / ONNX, x)
+        metrics = {**labeler.metrics, "onnx_max_abs_diff": diff, "onnx_parity_images": int(x.shape[0]),
+                   "onnx_bytes": file_bytes(tmp / ONNX)}
+        write_metrics(tmp, metrics)
+        refresh_card_and_manifest(tmp)
+    return out_dir

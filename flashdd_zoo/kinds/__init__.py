@@ -12,8 +12,9 @@ from ..models import is_composite
 from .base import Kind
 from .ensemble import ENSEMBLE
 from .network import PRUNED, TEACHER
+from .projector import PROJECTOR
 
-KINDS: dict[str, Kind] = {k.name: k for k in (TEACHER, PRUNED, ENSEMBLE)}
+KINDS: dict[str, Kind] = {k.name: k for k in (TEACHER, PRUNED, ENSEMBLE, PROJECTOR)}
 
 
 def get_kind(name: str) -> Kind:
@@ -35,4 +36,4 @@ def kind_for(architecture: dict[str, Any], single: Kind = TEACHER) -> Kind:
     return ENSEMBLE if is_composite(architecture) else single
 
 
-__all__ = ["ENSEMBLE", "KINDS", "Kind", "PRUNED", "TEACHER", "get_kind", "kind_for", "kind_names"]
+__all__ = ["ENSEMBLE", "KINDS", "Kind", "PROJECTOR", "PRUNED", "TEACHER", "get_kind", "kind_for", "kind_names"]

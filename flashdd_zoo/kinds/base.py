@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
@@ -20,16 +21,18 @@ class Kind:
 
     name: str
     composite: bool = False  # built on a composite architecture (an ensemble's members) instead of one network
+    standalone: bool = True  # its architecture is built from config.json alone (not: a projector's outside backbone)
 
     # -- the config -------------------------------------------------------------------------
     def check_architecture(self, architecture: dict[str, Any]) -> None:
         """Refuse an architecture this kind cannot be (ArtifactError naming the fix)."""
         family = architecture_of(architecture)
         family.validate(architecture)
-        if family.composite != self.composite:
+        if (family.composite, family.standalone) != (self.composite, self.standalone):
             from . import KINDS  # the registry imports this module
 
-            fitting = " or ".join(repr(k.name) for k in KINDS.values() if k.composite == family.composite)
+            fitting = " or ".join(repr(k.name) for k in KINDS.values()
+                                  if (k.composite, k.standalone) == (family.composite, family.standalone))
             raise ArtifactError(f"kind {self.name!r} does not fit a {family.name!r} network: export it as kind {fitting}.")
 
     def check_weights_header(self, config: LabelerConfig, header: WeightsHeader, where: str) -> None:
@@ -45,7 +48,32 @@ class Kind:
             raise ArtifactMismatchError(f"{where} was exported as {meta['kind']!r} with another architecture than "
                                         "config.json describes; the folder mixes two exports. Export it again.")
 
+    def stored_files(self, config: LabelerConfig) -> tuple[str, ...]:
+        """The files a folder of this kind must list in its manifest (format 2)."""
+        from ..artifact.config import REQUIRED_FILES
+
+        return REQUIRED_FILES
+
     # -- the network ------------------------------------------------------------------------
+    def checked_network(self, config: LabelerConfig, folder: Path, **sources: Any) -> nn.Module:
+        """The network the folder describes, its files checked against each other first (artifact/agreement.py);
+        on the meta device until load_network. `sources` name files kept outside the folder (none here)."""
+        from ..artifact.agreement import checked_network
+        from ..errors import ArtifactArgumentError
+
+        given = sorted(k for k, v in sources.items() if v is not None)
+        if given:
+            raise ArtifactArgumentError(f"{', '.join(given)} apply to labelers built on an outside backbone; "
+                                        f"{config.name} is a {self.name!r} labeler that holds all its weights.")
+        return checked_network(config, folder)
+
+    def load_network(self, net: nn.Module, folder: Path) -> nn.Module:
+        """Fill checked_network's network with the folder's weights."""
+        from ..artifact.config import WEIGHTS
+        from ..exporters.weights import load_weights
+
+        return load_weights(net, folder / WEIGHTS)
+
     def build(self, config: LabelerConfig) -> nn.Module:
         """The network, on the meta device: loading the weights (assign=True) allocates its memory once."""
         return build_model(config.architecture, device="meta")

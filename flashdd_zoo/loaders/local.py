@@ -10,13 +10,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..artifact.agreement import check_onnx_function, check_onnx_interface, checked_network
-from ..artifact.config import ONNX, WEIGHTS, LabelerConfig, read_config
+from ..artifact.agreement import check_onnx_function, check_onnx_interface
+from ..artifact.config import ONNX, LabelerConfig, read_config
 from ..artifact.metrics import read_metrics
 from ..errors import ArtifactArgumentError, ArtifactError
 from ..exporters.manifest import verify_manifest
 from ..exporters.onnx_export import onnx_session
-from ..exporters.weights import load_weights
 from ..kinds import PRUNED, kind_for
 from ..runtime.fast import optimize_network, resolve_options, unaligned_widths
 from ..runtime.labeler import Labeler
@@ -40,6 +39,7 @@ def load_local_labeler(
     compile: bool | str | None = None,
     graph_cache_size: int | None = None,
     stack_members: bool | None = None,
+    backbone: str | Path | None = None,
 ) -> Labeler:
     """Load the labeler folder `folder` (manifest verified first, then its files checked against each other) on `device`.
 
@@ -53,7 +53,8 @@ def load_local_labeler(
     `stack_members=True` runs an ensemble whose members share one architecture as one network of
     grouped convolutions (all members in one pass; `fast` turns it on for CUDA).
     Numerical tolerances are stated in flashdd_zoo.runtime.fast. The onnx backend takes none of
-    these options.
+    these options. `backbone` is the local weights file (or folder) of a projector's pinned backbone
+    when it is not found where the projector looks (see flashdd_zoo.projector.backbone).
     """
     folder = Path(folder)
     explicit = dict(dtype=dtype, channels_last=channels_last, fold_bn=fold_bn,
@@ -70,14 +71,20 @@ def load_local_labeler(
     manifest = verify_manifest(folder, required=config.required_files)
     metrics = read_metrics(folder, config)
     # the files are the listed ones; now they must agree with each other, before any weight is read
-    net = checked_network(config, folder)
-    check_onnx_interface(config, folder)
+    kind = config.labeler_kind
+    net = kind.checked_network(config, folder, backbone=backbone)
+    has_onnx = ONNX in manifest["files"]
+    if has_onnx:
+        check_onnx_interface(config, folder)
     if backend == "onnx":
-        check_onnx_function(net, config, folder, manifest)
+        if not has_onnx:
+            raise ArtifactArgumentError(f"{folder} stores no {ONNX} (a {config.kind} folder may leave it out); write "
+                                        f"one with `flashdd-zoo export {folder} --out DIR` and load DIR instead.")
+        check_onnx_function(kind.load_network(net, folder), config, folder, manifest)
         session = onnx_session(folder / ONNX, ort_providers(device))
         options = resolve_options("cpu", channels=config.input.channels, input_normalization=input_normalization)
         return Labeler(config, folder, session=session, resize=resize, options=options, metrics=metrics)
-    net = load_weights(net, folder / WEIGHTS)
+    net = kind.load_network(net, folder)
     return torch_labeler(net, config, metrics, folder, device, resize, fast=fast,
                          input_normalization=input_normalization, **explicit)
 

@@ -16,6 +16,7 @@ class Architecture:
     name: str  # the value of architecture["name"] in config.json
     short_name: str  # how artifact names start, e.g. 'resnet18' in 'resnet18-cifar10-ipc10-pruned'
     composite: bool = False  # a combination of member networks (an ensemble) rather than one network
+    standalone: bool = True  # built from config.json alone, so it can be a student or a benchmark reference
 
     def validate(self, arch: dict[str, Any]) -> dict[str, Any]:
         """Return `arch` if it is a well-formed configuration; raise ArtifactError naming the bad field."""

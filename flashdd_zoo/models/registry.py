@@ -14,9 +14,10 @@ from torch import nn
 from ..errors import ArtifactError
 from .architecture import Architecture
 from .ensemble import ENSEMBLE
+from .projector import PROJECTOR
 from .resnet import RESNET18
 
-ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (RESNET18, ENSEMBLE)}
+ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (RESNET18, ENSEMBLE, PROJECTOR)}
 DEFAULT_SINGLE = RESNET18  # the family of fresh students and of the full teacher benchmarks compare with
 
 
@@ -31,8 +32,9 @@ def architecture_of(arch: dict[str, Any] | str) -> Architecture:
 
 
 def single_architectures() -> list[str]:
-    """Names of the families that are one network (student choices, benchmark references)."""
-    return [name for name, family in ARCHITECTURES.items() if not family.composite]
+    """Names of the families that are one network built from config.json alone (student choices,
+    benchmark references)."""
+    return [name for name, family in ARCHITECTURES.items() if not family.composite and family.standalone]
 
 
 def validate_architecture(arch: dict[str, Any]) -> dict[str, Any]:

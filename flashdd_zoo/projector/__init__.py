@@ -1,0 +1,1 @@
+"""HeLIO projector labelers: pinned backbones, the LoRA network, and the folder files."""
