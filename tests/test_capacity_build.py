@@ -283,7 +283,9 @@ def test_killed_and_resumed_build_equals_the_clean_build(clean_smoke, tmp_path):
 def test_ctrl_c_names_the_resume_command_and_leaves_no_half_folder(tmp_path):
     out = tmp_path / "zoo-out"
     cmd = SMOKE + ["--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # a shell's background job ignores SIGINT and its children inherit that: give the build a terminal's default
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not (out / "work" / "teacher-run" / "last").is_dir():
         assert proc.poll() is None and time.time() < deadline, "the build did not reach teacher training"
