@@ -29,8 +29,10 @@ teacher)
 ipc1|ipc10)  # one pruning chain (it does not depend on the IPC in a curve build) serves every IPC
     $ZOO build --preset cpu --dataset cifar10 --ipc "${STAGE#ipc}" --teacher $TEACHER \
         --chain-dir runs/cifar10-cpu-chain --out runs/cifar10-cpu-$STAGE --device cpu --record "capacity-cifar10-$STAGE-cpu" ;;
-ipc50)
+ipc50)  # longer than one 3-hour session: its work folder and chain live in benchmarks/work/ and are
+        # committed as stages finish (bash benchmarks/commit_work.sh), so the next session resumes them
     $ZOO build --preset cpu --dataset cifar10 --ipc 50 --seeds 0,1 --teacher $TEACHER \
-        --chain-dir runs/cifar10-cpu-chain --out runs/cifar10-cpu-ipc50 --device cpu --record capacity-cifar10-ipc50-cpu ;;
+        --chain-dir benchmarks/work/cifar10-cpu-chain --out benchmarks/work/cifar10-cpu-ipc50 --device cpu \
+        --record capacity-cifar10-ipc50-cpu ;;
 *) echo "unknown stage $STAGE; choose all or one of: $STAGES" >&2; exit 2 ;;
 esac

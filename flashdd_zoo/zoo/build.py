@@ -140,7 +140,8 @@ def _teacher_stage(ctx: BuildContext) -> dict:
                                  "trained by flashdd-zoo")
         return ctx.stages.run("teacher", key, train, lambda r: Path(r["labeler_dir"]).is_dir())
     source = Path(cfg.teacher)
-    key = {"source": str(source.resolve()), "sha256": _source_sha(source), "dataset": ds.name,
+    # the weights' hash, not the path: a work folder carried to another checkout (a later session) still resumes
+    key = {"sha256": _source_sha(source), "dataset": ds.name,
            "holdout_per_class": cfg.holdout_per_class, "val_per_class": cfg.val_per_class}
 
     def adopt() -> dict:
