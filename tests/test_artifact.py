@@ -1,4 +1,8 @@
-"""The labeler artifact: rebuild, ONNX parity, card numbers, bad inputs, atomic writes."""
+"""The labeler artifact: rebuild, ONNX parity, card numbers, bad inputs, atomic writes.
+
+Self-consistent but hostile or wrong folders (a manifest rewritten to match) are in
+tests/test_artifact_trust.py, whose docstring records the count of cases tried and refused.
+"""
 
 import json
 import os
