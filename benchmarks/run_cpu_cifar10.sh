@@ -26,11 +26,14 @@ case "$STAGE" in
 teacher)
     $ZOO train-teacher --dataset cifar10 --out runs/cifar10-cpu-teacher --epochs 30 --stem imagenet --holdout-per-class 500 \
         --device cpu --record teacher-cifar10-cpu ;;
-ipc1|ipc10)  # one pruning chain (it does not depend on the IPC in a curve build) serves every IPC
+# One pruning chain (in a curve build it does not depend on the IPC) serves every IPC. Work folders
+# and the chain live in benchmarks/work/ and are committed as stages finish (benchmarks/commit_work.sh):
+# a session ends whatever still runs (IPC 50 takes longer than one), and the next session resumes.
+ipc1|ipc10)
     $ZOO build --preset cpu --dataset cifar10 --ipc "${STAGE#ipc}" --teacher $TEACHER \
-        --chain-dir runs/cifar10-cpu-chain --out runs/cifar10-cpu-$STAGE --device cpu --record "capacity-cifar10-$STAGE-cpu" ;;
-ipc50)  # longer than one 3-hour session: its work folder and chain live in benchmarks/work/ and are
-        # committed as stages finish (bash benchmarks/commit_work.sh), so the next session resumes them
+        --chain-dir benchmarks/work/cifar10-cpu-chain --out benchmarks/work/cifar10-cpu-$STAGE --device cpu \
+        --record "capacity-cifar10-$STAGE-cpu" ;;
+ipc50)
     $ZOO build --preset cpu --dataset cifar10 --ipc 50 --seeds 0,1 --teacher $TEACHER \
         --chain-dir benchmarks/work/cifar10-cpu-chain --out benchmarks/work/cifar10-cpu-ipc50 --device cpu \
         --record capacity-cifar10-ipc50-cpu ;;

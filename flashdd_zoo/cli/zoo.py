@@ -125,6 +125,8 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
               help="rded: RDED's half cosine (lr ends at lr/2); cosine: decays to 0.")
 @click.option("--student", default=DEFAULT_SINGLE.name, show_default=True,
               help=f"{DEFAULT_SINGLE.name} or any torchvision classification model name.")
+@click.option("--student-stem", type=click.Choice(["cifar", "imagenet"]), default=None,
+              help="The student ResNet's stem (default: the dataset's; the cpu preset's students use imagenet).")
 @click.option("--out", "report", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the full report (top-1 per seed, loss curves) as JSON.")
 @click.option("--val-per-class", type=int, default=None,
@@ -145,7 +147,7 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
 @record_option
 @friendly_errors
 def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, batch_size, lr, loss,
-                 temperature, schedule, student, report, val_per_class, random_baseline, hard_labels, real_top1,
+                 temperature, schedule, student, student_stem, report, val_per_class, random_baseline, hard_labels, real_top1,
                  holdout_per_class, update_card, device, record):
     """Train random students on D_S with soft labels from LABELER; top-1 on the real val split.
 
@@ -166,7 +168,7 @@ def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, bat
     _check_label_robust_options(teacher, hard_labels, real_top1, update_card, random_baseline or hard_labels)
     label_fn = teacher.model.to(_device(device)).eval()
     protocol = EvalProtocol(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss,
-                            temperature=temperature, schedule=schedule, student=student)
+                            temperature=temperature, schedule=schedule, student=student, student_stem=student_stem)
     seed_list = number_list(seeds, int, "--seeds")
     result = evaluate(d_s, label_fn, dataset, val, protocol, seed_list, device)
     extra = _label_robust_runs(d_s, label_fn, dataset, val, protocol, seed_list, device, teacher,

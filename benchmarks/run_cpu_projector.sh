@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Issue 11's evidence on this 2-core CPU: a HeLIO projector labeler against the full teacher and the
+# capacity-matched pruned labeler on CIFAR-10 IPC 10, 3 seeds, one table, same run.
+#
+#   bash benchmarks/run_cpu_projector.sh all      # or one stage: backbone weak projector update table
+#
+# No pretrained foundation model can be fetched here, so the stand-in "foundation" backbone is a
+# ResNet-18 (ImageNet stem) trained on a *different* real set: Imagenette, resized to 32 px. The
+# projector (LoRA rank 8 on its convolutions, a full-rank head update) is learnt on CIFAR-10's
+# training split from weak teachers: the epoch-1 and epoch-2 checkpoints of a short CIFAR-10 teacher
+# run. D_S and the pruned labeler come from the IPC 10 curve build (run_cpu_cifar10.sh ipc10 first).
+# Every stage resumes or is skipped when its output exists; the table stage records
+# projector-cifar10-ipc10-cpu (benchmarks/projector_table.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STAGES="backbone weak projector update table"
+STAGE=${1:?usage: bash benchmarks/run_cpu_projector.sh all|${STAGES// /|}}
+if [ "$STAGE" = all ]; then
+    for stage in $STAGES; do bash benchmarks/run_cpu_projector.sh "$stage"; done
+    exit 0
+fi
+PY=${PY:-.venv/bin/python}
+ZOO="$PY -m flashdd_zoo"
+BUILD=${BUILD:-benchmarks/work/cifar10-cpu-ipc10}   # the IPC 10 curve build (D_S, selected labeler)
+OUT=runs/projector-cifar10-ipc10
+TEACHER=${TEACHER:-benchmarks/teachers/cifar10-cpu-teacher}
+SEEDS=${SEEDS:-0,1,2}
+case "$STAGE" in
+backbone)  # Imagenette at 32 px, as an ImageFolder tree; then the stand-in foundation backbone
+    $PY benchmarks/resize_folder.py "${FLASHDD_DATA_ROOT:-../shared/data}/imagenette-128" runs/imagenette-32 --size 32
+    $ZOO train-teacher --dataset folder:runs/imagenette-32 --out runs/imagenette32-backbone --epochs 15 --stem imagenet \
+        --device cpu ;;
+weak)  # weak teachers: early checkpoints of one short CIFAR-10 run that never sees the held-out slice
+    $ZOO train-teacher --dataset cifar10 --out runs/cifar10-weak --epochs 3 --checkpoint-epochs 1,2 --stem imagenet \
+        --holdout-per-class 500 --device cpu ;;
+projector)
+    [ -d $OUT/projector ] || $ZOO projector --dataset cifar10 --backbone flashdd-zoo:runs/imagenette32-backbone/teacher \
+        --weak-teachers runs/cifar10-weak/checkpoints/epoch-0001 --weak-teachers runs/cifar10-weak/checkpoints/epoch-0002 \
+        --epochs 3 --out $OUT/projector ;;
+update)  # HeLIO Eq. 7 on D_S's images, with the projector's encoder
+    [ -d $OUT/distilled-updated ] || $ZOO projector-update --distilled "$BUILD/work/distilled" --labeler $OUT/projector \
+        --dataset cifar10 --out $OUT/distilled-updated ;;
+table)  # every soft-label source on the same D_S with the same seeds and protocol, in this one run
+    for who in teacher pruned projector updated; do
+        case $who in
+        teacher) labeler=$TEACHER; ds="$BUILD/work/distilled" ;;
+        pruned) labeler=$(ls -d "$BUILD"/*-pruned | head -1); ds="$BUILD/work/distilled" ;;
+        projector) labeler=$OUT/projector; ds="$BUILD/work/distilled" ;;
+        updated) labeler=$OUT/projector; ds=$OUT/distilled-updated ;;
+        esac
+        [ -f $OUT/eval-$who.json ] || $ZOO evaluate --dataset cifar10 --distilled "$ds" --labeler "$labeler" \
+            --seeds "$SEEDS" --student-stem imagenet --device cpu --out $OUT/eval-$who.json
+    done
+    $PY benchmarks/projector_table.py $OUT --teacher $TEACHER --pruned "$(ls -d "$BUILD"/*-pruned | head -1)" \
+        --record projector-cifar10-ipc10-cpu ;;
+*) echo "unknown stage $STAGE; choose all or one of: $STAGES" >&2; exit 2 ;;
+esac
