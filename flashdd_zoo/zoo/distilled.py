@@ -58,15 +58,20 @@ def _map_class_folders(path: Path, dataset: Dataset) -> dict[int, str]:
 
 def load_distilled(path: str | Path, dataset: Dataset) -> ImageSet:
     """Load and validate a D_S folder against the dataset it was distilled from."""
+    files, labels = distilled_files(path, dataset)
+    images = decode_files(files, None)
+    return ImageSet(images, torch.tensor(labels, dtype=torch.int64), list(dataset.class_names))
+
+
+def distilled_files(path: str | Path, dataset: Dataset) -> tuple[list[Path], list[int]]:
+    """D_S's image files in the order load_distilled stacks them, and their labels (validated)."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"distilled set {path} does not exist.")
     mapping = _map_class_folders(path, dataset)
     files = list_split(path, [mapping[c] for c in range(dataset.num_classes)])
     _check_sizes(files, dataset.resolution)
-    images = decode_files([f for fs in files for f in fs], None)
-    labels = torch.tensor([c for c, fs in enumerate(files) for _ in fs], dtype=torch.int64)
-    return ImageSet(images, labels, list(dataset.class_names))
+    return [f for fs in files for f in fs], [c for c, fs in enumerate(files) for _ in fs]
 
 
 def _check_sizes(files: list[list[Path]], resolution: int) -> None:
