@@ -90,7 +90,7 @@ def check_labeler(description: dict, labeler, store: Path) -> None:
     differing = sorted(r for r in set(want["files"]) | set(have["files"]) if want["files"].get(r) != have["files"].get(r))
     raise RelabelLabelerMismatch(
         f"{store} holds the labels of labeler {want['name']!r} (fingerprint {want['fingerprint'][:16]}...), not of "
-        f"{have['name']!r} ({have['fingerprint'][:16]}...; {differing[0]} differs). Replay it without a labeler "
+        f"{have['name']!r} ({have['fingerprint'][:16]}...; differing files: {', '.join(differing)}). Replay it without a labeler "
         "(the labels are stored), check it against its own labeler, or write a store for this labeler with "
         "`flashdd-zoo relabel`.")
 
