@@ -193,7 +193,7 @@ def test_cli_relabel_card_and_record(tmp_path, d_s, exported):
     assert doc["store_bytes"] == shards + (out / "relabel.json").stat().st_size
     assert doc["labeler_bytes"] == (exported / "model.safetensors").stat().st_size
     assert doc["ratio"] == pytest.approx(doc["store_bytes"] / doc["labeler_bytes"])
-    assert doc["label_bytes"] == 60 * 4 * (2 + 2)  # float16 values + int16 indices of 60 views
+    assert doc["label_bytes"] == 60 * 4 * (2 + 1)  # float16 values + uint8 class indices of 60 views
     card = (out / "README.md").read_text()
     assert f"| store (shards + relabel.json, measured on disk) | {doc['store_bytes']:,} |" in card
     assert f"| labeler weights | {doc['labeler_bytes']:,} |" in card

@@ -96,10 +96,17 @@ def check_labeler(description: dict, labeler, store: Path) -> None:
 
 
 # -- batches <-> tensors -----------------------------------------------------------------------
-def encode_batch(index: torch.Tensor, params: ViewParams, soft: torch.Tensor, topk: int | None) -> dict[str, torch.Tensor]:
-    """One batch as named CPU tensors; per-image fields have the batch's length, `size` and `box` one row."""
+def index_dtype(limit: int) -> torch.dtype:
+    """The smallest integer dtype holding 0..limit-1 (D_S indices, CutMix permutations, classes)."""
+    return torch.uint8 if limit <= 256 else torch.int16 if limit <= 32768 else torch.int32
+
+
+def encode_batch(index: torch.Tensor, params: ViewParams, soft: torch.Tensor, topk: int | None,
+                 images: int) -> dict[str, torch.Tensor]:
+    """One batch as named CPU tensors; per-image fields have the batch's length, `size` and `box` one
+    row. `images`: D_S's size, which bounds the stored indices."""
     crop = params.crop
-    rec = {"index": index.int(), "size": torch.tensor([len(index)], dtype=torch.int32),
+    rec = {"index": index.to(index_dtype(images)), "size": torch.tensor([len(index)], dtype=torch.int32),
            "crop": torch.stack([crop.w, crop.h, crop.cx, crop.cy], 1).float()}
     if crop.flip is not None:
         rec["flip"] = crop.flip
@@ -107,13 +114,13 @@ def encode_batch(index: torch.Tensor, params: ViewParams, soft: torch.Tensor, to
         rec["shuffle"] = torch.stack(params.shuffle, 1).to(torch.uint8)  # (n, 2, factor): width, height
     if params.mix is not None:
         rec["box"] = torch.tensor([params.mix.box], dtype=torch.int32)
-        rec["perm"] = params.mix.perm.int()
+        rec["perm"] = params.mix.perm.to(index_dtype(len(index)))
     if topk is None:
         rec["soft"] = soft.half()
     else:
         values, indices = soft.topk(topk, dim=1)
         rec["topk_values"] = values.half()
-        rec["topk_indices"] = indices.to(torch.int16 if soft.shape[1] <= torch.iinfo(torch.int16).max else torch.int32)
+        rec["topk_indices"] = indices.to(index_dtype(soft.shape[1]))
     return {k: v.detach().cpu().contiguous() for k, v in rec.items()}
 
 

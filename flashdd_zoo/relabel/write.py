@@ -86,12 +86,12 @@ def _label_epoch(images, labeler, size, plan, epoch, mean, std, writer) -> None:
         params = draw_view(len(idx), size, plan.recipe, g_aug, images.device)
         x, _, _ = apply_view(normalize(images[idx], mean, std), params, size)
         soft = labeler.soft_labels(x, plan.temperature, epoch=epoch)
-        writer.add(encode_batch(idx, params, soft, plan.topk))
+        writer.add(encode_batch(idx, params, soft, plan.topk, len(images)))
 
 
 def _default_shard_batches(batch: int, num_classes: int, topk: int | None) -> int:
-    per_image = 2 * num_classes if topk is None else 4 * topk  # float16 labels (+ int16 indices)
-    return max(1, SHARD_TARGET_BYTES // (batch * (per_image + 32)))  # + about 32 bytes of view parameters
+    per_image = 2 * num_classes if topk is None else 4 * topk  # float16 labels (+ their indices)
+    return max(1, SHARD_TARGET_BYTES // (batch * (per_image + 32)))  # + at most about 32 bytes of view parameters
 
 
 def _description(root, files, labels, dataset, labeler, plan, batch, steps, shard_batches, mean, std, writer,
