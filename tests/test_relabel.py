@@ -203,3 +203,20 @@ def test_cli_relabel_card_and_record(tmp_path, d_s, exported):
     again = run_cli("relabel", "--distilled", d_s, "--dataset", "cifar10", "--labeler", exported, "--out", out,
                     check=False)
     assert again.returncode != 0 and "--overwrite" in again.stdout + again.stderr
+
+
+def test_sre2l_layout_and_one_epoch_at_a_time(tmp_path, store, d_s, cifar10, labeler):
+    """SRe2L's recover step writes new000/class000_id000.jpg: such a D_S relabels, and epoch(e) serves
+    the loops that make one DataLoader pass per epoch."""
+    sre2l = tmp_path / "sre2l"
+    for folder in sorted(p for p in d_s.iterdir() if p.is_dir()):
+        (sre2l / f"new{int(folder.name):03d}").mkdir(parents=True)
+        for i, f in enumerate(sorted(folder.glob("*.png"))):
+            Image.open(f).save(sre2l / f"new{int(folder.name):03d}" / f"class{int(folder.name):03d}_id{i:03d}.jpg", quality=95)
+    out = relabel(sre2l, cifar10, labeler, tmp_path / "store", plan(epochs=2), "cpu", False)
+    replay = ReplayDataset(out, sre2l)
+    assert replay.labels.tolist() == [c for c in range(10) for _ in range(3)]
+    second = replay.epoch(1)
+    assert len(second) == 4 and torch.equal(second[0].images, replay[4].images) and second[0].epoch == 1
+    with pytest.raises(IndexError):
+        replay.epoch(2)

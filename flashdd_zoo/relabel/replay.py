@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from ..data.images import decode_files, normalize
 from ..zoo.augment import apply_view
@@ -47,6 +47,13 @@ class ReplayDataset(Dataset):
 
     def __len__(self) -> int:
         return self.store.batches
+
+    def epoch(self, e: int) -> Subset:
+        """The batches of epoch `e` alone, for loops that run one DataLoader pass per epoch."""
+        steps = self.store.description["steps_per_epoch"]
+        if not 0 <= e < self.store.description["epochs"]:
+            raise IndexError(f"epoch {e} outside the store's {self.store.description['epochs']} epochs")
+        return Subset(self, range(e * steps, (e + 1) * steps))
 
     def __getitem__(self, i: int) -> ReplayBatch:
         if i < 0:
