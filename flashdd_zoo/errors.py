@@ -50,6 +50,18 @@ class ExportError(FlashDDError):
     """An export failed its own check (e.g. ONNX parity)."""
 
 
+class RelabelStoreError(FlashDDError):
+    """A relabel store (flashdd-zoo relabel) is incomplete, altered, or of an unknown format."""
+
+
+class RelabelDistilledMismatch(RelabelStoreError):
+    """A relabel store is replayed against another D_S than the one it labelled (per-image sha256)."""
+
+
+class RelabelLabelerMismatch(RelabelStoreError):
+    """A relabel store was written by another labeler than the one it is checked against."""
+
+
 class HubError(FlashDDError):
     """A Hub repo, revision or cached copy cannot be reached or is not a labeler.
 

@@ -11,6 +11,7 @@ from .bench import bench
 from .ensemble import ensemble_cmd
 from .hub import ls, publish, pull
 from .projector import projector_cmd, projector_update_cmd
+from .relabel import relabel_check_cmd, relabel_cmd
 from .zoo import build_cmd, distill_cmd, evaluate_cmd, train_teacher_cmd
 
 
@@ -21,5 +22,5 @@ def main() -> None:
 
 
 for _command in (info, export, card, build_cmd, train_teacher_cmd, distill_cmd, evaluate_cmd, ensemble_cmd,
-                 projector_cmd, projector_update_cmd, publish, pull, ls, bench):
+                 projector_cmd, projector_update_cmd, relabel_cmd, relabel_check_cmd, publish, pull, ls, bench):
     main.add_command(_command)

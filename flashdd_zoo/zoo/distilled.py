@@ -1,7 +1,7 @@
 """Distilled sets (D_S) on disk: an ImageFolder tree, ours or from other DD code.
 
-Accepted class-folder names: the dataset's own class ids (wnids, CIFAR names) or the 5-digit
-label indices RDED, SRe2L and G-VBSM write (00000, 00001, ...).
+Accepted class-folder names: the dataset's own class ids (wnids, CIFAR names), the 5-digit label
+indices RDED and G-VBSM write (00000, 00001, ...) or SRe2L's recover step's new000, new001, ...
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ def class_folder_name(index: int) -> str:
     return f"{index:05d}"
 
 
+def _label_index(folder: str) -> int | None:
+    """The label of a folder named by index: '00042' (RDED, G-VBSM) or 'new042' (SRe2L's recover step)."""
+    digits = folder[3:] if folder.startswith("new") else folder
+    return int(digits) if digits.isdigit() else None
+
+
 def _map_class_folders(path: Path, dataset: Dataset) -> dict[int, str]:
     folders = sorted(p.name for p in path.iterdir() if p.is_dir())
     if not folders:
@@ -34,17 +40,17 @@ def _map_class_folders(path: Path, dataset: Dataset) -> dict[int, str]:
     by_id = {c: i for i, c in enumerate(dataset.class_ids)}
     if all(f in by_id for f in folders):
         mapping = {by_id[f]: f for f in folders}
-    elif all(f.isdigit() for f in folders):
-        mapping = {int(f): f for f in folders}
-        out_of_range = [f for f in folders if int(f) >= dataset.num_classes]
+    elif all(_label_index(f) is not None for f in folders):
+        mapping = {_label_index(f): f for f in folders}
+        out_of_range = [f for f in folders if _label_index(f) >= dataset.num_classes]
         if out_of_range:
             raise DataError(f"distilled set {path}: class folders {out_of_range[:5]} exceed the "
                             f"{dataset.num_classes} classes of {dataset.name}.")
     else:
-        odd = [f for f in folders if f not in by_id and not f.isdigit()][:5]
+        odd = [f for f in folders if f not in by_id and _label_index(f) is None][:5]
         raise DataError(
             f"distilled set {path}: class folders {odd} are neither {dataset.name} class ids "
-            f"(e.g. {dataset.class_ids[0]!r}) nor label indices like '00000'."
+            f"(e.g. {dataset.class_ids[0]!r}) nor label indices like '00000' (or SRe2L's 'new000')."
         )
     missing = [c for c in range(dataset.num_classes) if c not in mapping]
     if missing:
@@ -58,15 +64,20 @@ def _map_class_folders(path: Path, dataset: Dataset) -> dict[int, str]:
 
 def load_distilled(path: str | Path, dataset: Dataset) -> ImageSet:
     """Load and validate a D_S folder against the dataset it was distilled from."""
+    files, labels = distilled_files(path, dataset)
+    images = decode_files(files, None)
+    return ImageSet(images, torch.tensor(labels, dtype=torch.int64), list(dataset.class_names))
+
+
+def distilled_files(path: str | Path, dataset: Dataset) -> tuple[list[Path], list[int]]:
+    """D_S's image files in the order load_distilled stacks them, and their labels (validated)."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"distilled set {path} does not exist.")
     mapping = _map_class_folders(path, dataset)
     files = list_split(path, [mapping[c] for c in range(dataset.num_classes)])
     _check_sizes(files, dataset.resolution)
-    images = decode_files([f for fs in files for f in fs], None)
-    labels = torch.tensor([c for c, fs in enumerate(files) for _ in fs], dtype=torch.int64)
-    return ImageSet(images, labels, list(dataset.class_names))
+    return [f for fs in files for f in fs], [c for c, fs in enumerate(files) for _ in fs]
 
 
 def _check_sizes(files: list[list[Path]], resolution: int) -> None:

@@ -26,7 +26,7 @@ from ..data.registry import Dataset
 from ..errors import DataError
 from ..models import DEFAULT_SINGLE
 from ..runtime.timing import LabelTimer
-from .augment import cutmix, random_resized_crop, shuffle_patches
+from .augment import ViewRecipe, apply_view, draw_view
 from .distill import default_factor
 from .runtime import autocast, generator, param_groups, pick_device, prepare_model, progress, seed_everything, top1_accuracy, world
 from .students import build_student
@@ -102,9 +102,20 @@ def augment_batch(x: torch.Tensor, res: int, factor: int, alpha: float, g: torch
     """RDED's training view: ShufflePatches -> RandomResizedCrop(scale 1/N..1) + flip -> CutMix.
 
     Returns (images, CutMix permutation, CutMix lambda)."""
-    x = shuffle_patches(x, factor, g)
-    x = random_resized_crop(x, res, scale=(1.0 / factor, 1.0), g=g)
-    return cutmix(x, alpha, g)
+    return apply_view(x, draw_view(x.shape[0], res, ViewRecipe.rded(factor, alpha), g, x.device), res)
+
+
+def epoch_generators(dev: torch.device, seed: int, epoch: int, rank: int = 0) -> tuple[torch.Generator, torch.Generator]:
+    """(batch order, augmentation) generators of one student epoch: the order is the same on every
+    rank, the views are each rank's own. zoo/relabel.py draws from the same ones (rank 0)."""
+    base = seed * 1_000_003 + epoch
+    return generator(dev, base), generator(dev, base * 64 + rank + 1)
+
+
+def batch_indices(n: int, batch: int, g: torch.Generator, dev: torch.device) -> list[torch.Tensor]:
+    """One epoch's batches of D_S indices: a seeded permutation cut into batches (the last may be short)."""
+    order = torch.randperm(n, generator=g, device=dev)
+    return [order[i : i + batch] for i in range(0, n, batch)]
 
 
 def _loss(student_logits, teacher_logits, labels, perm, lam, p: EvalProtocol) -> torch.Tensor:
@@ -149,14 +160,12 @@ def train_student(
     with progress(not show_progress) as bar:
         task = bar.add_task(f"student seed {seed}", total=epochs, status="")
         for epoch in range(epochs):
-            g = generator(dev, seed * 1_000_003 + epoch)  # same batch order on every rank
-            g_aug = generator(dev, (seed * 1_000_003 + epoch) * 64 + rank + 1)  # own views per rank
-            order = torch.randperm(len(images), generator=g, device=dev)
+            g, g_aug = epoch_generators(dev, seed, epoch, rank)
             for group in opt.param_groups:
                 group["lr"] = protocol.lr_at(epoch)
             total = torch.zeros((), device=dev)
-            for i in range(steps):
-                idx = order[i * batch : (i + 1) * batch][rank::size]
+            for idx in batch_indices(len(images), batch, g, dev):
+                idx = idx[rank::size]
                 x, perm, lam = augment_batch(normalize(images[idx], mean, std), dataset.resolution,
                                              factor, protocol.cutmix_alpha, g_aug)
                 if dev.type == "cuda":
