@@ -5,7 +5,7 @@
 #   bash benchmarks/run_cpu_relabel.sh [D_S [LABELER]]
 #
 # Defaults: the D_S and the selected labeler of `bash benchmarks/run_cpu_cifar10.sh ipc10`
-# (runs/cifar10-cpu-ipc10/work/distilled and the labeler_dir of its build-report.json). Writes the
+# (benchmarks/work/cifar10-cpu-ipc10/work/distilled and the labeler_dir of its build-report.json). Writes the
 # store to runs/relabel-cifar10-ipc10-cpu (replaced if present) and records
 # benchmarks/results/relabel-cifar10-ipc10-cpu.json (store_bytes, labeler_bytes, ratio, epochs,
 # images, ...); then run benchmarks/render_results.py and commit both. The views are the evaluate
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-BUILD=runs/cifar10-cpu-ipc10
+BUILD=${BUILD:-benchmarks/work/cifar10-cpu-ipc10}
 DS=${1:-$BUILD/work/distilled}
 LABELER=${2:-$($PY -c "import json; print(json.load(open('$BUILD/build-report.json'))['labeler_dir'])")}
 EPOCHS=${EPOCHS:-300}
