@@ -19,12 +19,11 @@ import argparse
 import collections
 from pathlib import Path
 
-import torch
-from torchvision import datasets, transforms
-
 import ddranking.metrics.soft_label as soft_label
 import ddranking.utils.data as ddr_data
 from ddranking.utils import REAL_DATA_ACC_CACHE
+from torchvision import datasets, transforms
+
 from flashdd_zoo import load_labeler
 from flashdd_zoo.data import default_data_root, load_split, normalize, resolve_dataset
 

@@ -9,10 +9,10 @@ import struct
 
 import pytest
 import torch
+from conftest import run_cli
 from PIL import Image
 from safetensors import safe_open
 
-from conftest import run_cli
 from flashdd_zoo import load_labeler
 from flashdd_zoo.data import load_split
 from flashdd_zoo.errors import ArgumentError, RelabelDistilledMismatch, RelabelLabelerMismatch, RelabelStoreError

@@ -13,8 +13,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..atomic import atomic_dir
 from ..data.images import decode_files, normalize
 from ..data.registry import Dataset
