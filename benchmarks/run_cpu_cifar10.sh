@@ -29,10 +29,14 @@ teacher)
 # One pruning chain (in a curve build it does not depend on the IPC) serves every IPC. Work folders
 # and the chain live in benchmarks/work/ and are committed as stages finish (benchmarks/commit_work.sh):
 # a session ends whatever still runs (IPC 50 takes longer than one), and the next session resumes.
-ipc1|ipc10)
-    $ZOO build --preset cpu --dataset cifar10 --ipc "${STAGE#ipc}" --teacher $TEACHER \
-        --chain-dir benchmarks/work/cifar10-cpu-chain --out benchmarks/work/cifar10-cpu-$STAGE --device cpu \
-        --record "capacity-cifar10-$STAGE-cpu" ;;
+ipc1)
+    $ZOO build --preset cpu --dataset cifar10 --ipc 1 --teacher $TEACHER \
+        --chain-dir benchmarks/work/cifar10-cpu-chain --out benchmarks/work/cifar10-cpu-ipc1 --device cpu \
+        --record capacity-cifar10-ipc1-cpu ;;
+ipc10)  # with DD-Ranking's label-robust scores of the teacher and the selected labeler (issue 13)
+    $ZOO build --preset cpu --dataset cifar10 --ipc 10 --teacher $TEACHER --label-robust \
+        --chain-dir benchmarks/work/cifar10-cpu-chain --out benchmarks/work/cifar10-cpu-ipc10 --device cpu \
+        --record capacity-cifar10-ipc10-cpu --record-label-robust ddranking-cifar10-ipc10-cpu ;;
 ipc50)
     $ZOO build --preset cpu --dataset cifar10 --ipc 50 --seeds 0,1 --teacher $TEACHER \
         --chain-dir benchmarks/work/cifar10-cpu-chain --out benchmarks/work/cifar10-cpu-ipc50 --device cpu \

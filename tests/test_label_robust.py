@@ -199,3 +199,10 @@ def test_build_stage_scores_teacher_and_labeler_and_reuses_its_students(d_s, exp
                           "selection": {"chosen": None, "zeta": None, "reason": "r", "scores": {}, "phase": []},
                           "chain": [], "dis": {}, "verified": {}, "stages": {"ran": [], "reused": []}})
     assert f"| labeler | {scores['labeler']['ior']['mean']:.4f} ± " in md
+
+
+def test_build_refuses_recording_scores_it_does_not_measure(tmp_path):
+    done = run_cli("build", "--preset", "smoke", "--out", tmp_path / "out", "--record-label-robust", "ddr-x", check=False)
+    assert done.returncode == 2
+    assert "--record-label-robust records what --label-robust measures: add --label-robust." in done.stdout + done.stderr
+    assert not (tmp_path / "out").exists()

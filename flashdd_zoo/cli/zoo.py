@@ -323,11 +323,14 @@ def _record(name: str, metrics: dict) -> None:
 @record_option
 @click.option("--record-tau", metavar="NAME", default=None,
               help="Also write benchmarks/results/NAME.json with the build's tau(D_S) (top1_mean, top1_std, seeds).")
+@click.option("--record-label-robust", metavar="NAME", default=None,
+              help="With --label-robust: also write benchmarks/results/NAME.json with DD-Ranking's scores of the full "
+                   "teacher and the selected labeler (ddranking_<who>_<score>_mean, ...).")
 @friendly_errors(resumable=True)
 def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled, epochs, seeds, teacher_epochs,
               finetune_epochs, param_fractions, window, gamma, mipc, finetune_per_class, val_per_class,
               verify_candidates, label_robust, curve, stem, holdout_per_class, chain_dir, nproc, device, record,
-              record_tau):
+              record_tau, record_label_robust):
     """Build a capacity-matched pruned labeler (Flash-DD Algorithm 1) end to end.
 
     Teacher (given or trained) -> D_S (given or RDED) -> tau(D_S) -> pruning chain with
@@ -355,6 +358,8 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
         prune_param_fractions=number_list(param_fractions, float, "--param-fractions"), selection_window=window, selection_gamma=gamma,
         rded_mipc=mipc, finetune_per_class=finetune_per_class, val_per_class=val_per_class,
     )
+    if record_label_robust and not label_robust:
+        raise click.UsageError("--record-label-robust records what --label-robust measures: add --label-robust.")
     report = build(cfg)
     _print_build_summary(report)
     if record:
@@ -365,6 +370,8 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
     if record_tau:
         tau = report["tau"]
         _record(record_tau, {"top1_mean": tau["top1_mean"], "top1_std": tau["top1_std"], "seeds": len(tau["top1s"])})
+    if record_label_robust:
+        _record(record_label_robust, {**_label_robust_metrics(report), "seeds": len(report["tau"]["top1s"])})
 
 
 def capacity_metrics(report: dict) -> dict:
