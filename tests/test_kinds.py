@@ -135,9 +135,9 @@ def test_updating_metrics_of_a_format1_folder_moves_them_out_once(tmp_path):
     config = read_config(copy)
     assert config.format_version == 2 and "metrics" not in json.loads((copy / "config.json").read_text())
     assert read_metrics(copy, config) == {**old_metrics, "throughput_img_s": 7.0}
-    expected = load_file(str(FORMAT1 / "expected.safetensors"))
-    with torch.no_grad():
-        assert torch.equal(load_labeler(copy)(expected["images"]), expected["pruned.logits"])
+    images = load_file(str(FORMAT1 / "expected.safetensors"))["images"]
+    with torch.no_grad():  # the same machine's kernels on both sides: bit-identical
+        assert torch.equal(load_labeler(copy)(images), load_labeler(FORMAT1 / "pruned")(images))
 
 
 def test_errors_are_caught_by_type(exported):
