@@ -136,7 +136,7 @@ def train_student(
     rank, size = world()
     seed_everything(seed)
     stem = protocol.student_stem or dataset.spec.stem
-    student = prepare_model(build_student(protocol.student, dataset.num_classes, stem), dev)
+    student = prepare_model(build_student(protocol.student, dataset.num_classes, stem, dataset.resolution), dev)
     model = nn.parallel.DistributedDataParallel(student) if size > 1 else student
     opt = torch.optim.AdamW(param_groups(student, protocol.weight_decay), lr=protocol.lr, betas=(0.9, 0.999))
     images, labels = distilled.images.to(dev), distilled.labels.to(dev)
