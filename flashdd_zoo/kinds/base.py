@@ -99,6 +99,14 @@ class Kind:
         """Markdown the card adds for this kind ('' for none)."""
         return ""
 
+    def card_body(self, config: LabelerConfig, metrics: dict[str, Any]) -> str | None:
+        """The whole card body for a kind that is no network (None: the network card)."""
+        return None
+
+    def info_rows(self, config: LabelerConfig, metrics: dict[str, Any]) -> list[tuple[str, str]] | None:
+        """`flashdd-zoo info` rows for a kind that is no network (None: the network rows)."""
+        return None
+
     def export_metrics(self, measured: dict[str, Any]) -> dict[str, Any]:
         """Metrics the exporter adds for this kind, from what it measured (params, bytes, ...)."""
         return {}

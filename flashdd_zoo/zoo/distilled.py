@@ -56,13 +56,18 @@ def _map_class_folders(path: Path, dataset: Dataset) -> dict[int, str]:
     return mapping
 
 
-def load_distilled(path: str | Path, dataset: Dataset) -> ImageSet:
-    """Load and validate a D_S folder against the dataset it was distilled from."""
+def distilled_files(path: str | Path, dataset: Dataset) -> list[list[Path]]:
+    """The image files of a D_S folder, per class, in the order load_distilled reads them."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"distilled set {path} does not exist.")
     mapping = _map_class_folders(path, dataset)
-    files = list_split(path, [mapping[c] for c in range(dataset.num_classes)])
+    return list_split(path, [mapping[c] for c in range(dataset.num_classes)])
+
+
+def load_distilled(path: str | Path, dataset: Dataset) -> ImageSet:
+    """Load and validate a D_S folder against the dataset it was distilled from."""
+    files = distilled_files(path, dataset)
     _check_sizes(files, dataset.resolution)
     images = decode_files([f for fs in files for f in fs], None)
     labels = torch.tensor([c for c, fs in enumerate(files) for _ in fs], dtype=torch.int64)
