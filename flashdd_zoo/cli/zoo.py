@@ -117,8 +117,11 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
 @data_root_option
 @click.option("--distilled", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="D_S folder: ours, or RDED / SRe2L / G-VBSM output (class folders of images).")
-@click.option("--labeler", required=True, type=click.Path(exists=True, path_type=Path),
+@click.option("--labeler", default=None, type=click.Path(exists=True, path_type=Path),
               help="Soft-label source: labeler folder, training checkpoint or torchvision .pth.")
+@click.option("--dense", "dense_dir", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Train from dense labels (`flashdd-zoo dense`) instead of a labeler (LADD): global views with "
+                   "hard labels plus every stored sub-image with its dense label; no labeler runs.")
 @click.option("--epochs", default=300, show_default=True, help="Student training epochs (300 in the papers).")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Student seeds, comma separated.")
 @click.option("--batch-size", default=100, show_default=True, help="Student batch size (capped at |D_S|).")
@@ -149,14 +152,19 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
 @device_option
 @record_option
 @friendly_errors
-def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, batch_size, lr, loss,
+def evaluate_cmd(dataset_name, data_root, distilled, labeler, dense_dir, epochs, seeds, batch_size, lr, loss,
                  temperature, schedule, student, report, val_per_class, random_baseline, hard_labels, real_top1,
                  holdout_per_class, update_card, device, record):
-    """Train random students on D_S with soft labels from LABELER; top-1 on the real val split.
+    """Train random students on D_S with soft labels from LABELER (or from --dense labels); top-1 on the
+    real val split.
 
     With the full teacher as LABELER this measures tau(D_S). --random-baseline and --hard-labels add
     DD-Ranking's label-robust scores (IOR, HLR, LRS). Runs under torchrun for several GPUs.
     """
+    if dense_dir is not None or labeler is None:
+        _check_dense_options(labeler, dense_dir, random_baseline or hard_labels or update_card)
+        return _evaluate_dense(dataset_name, data_root, distilled, dense_dir, epochs, seeds, batch_size, lr, schedule,
+                               student, report, val_per_class, device, record)
     from ..data import load_split, resolve_dataset
     from ..zoo.distilled import load_distilled
     from ..zoo.evaluate import EvalProtocol, evaluate
@@ -190,6 +198,47 @@ def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, bat
         _record(record, {"top1_mean": result.top1_mean, "top1_std": result.top1_std,
                          "seeds": len(result.runs), "seconds": seconds, "epochs": epochs,
                          **_flat(scores)})
+
+
+def _check_dense_options(labeler, dense_dir, label_robust: bool) -> None:
+    if labeler is None and dense_dir is None:
+        raise click.UsageError("give the soft labels: --labeler (a labeler, run on every batch) or --dense (stored).")
+    if labeler is not None:
+        raise click.UsageError("--dense replaces --labeler (no labeler runs on dense labels): give one of them.")
+    if label_robust:
+        raise click.UsageError("--random-baseline, --hard-labels and --update-card measure a labeler; run them with "
+                               "--labeler, apart from --dense.")
+
+
+def _evaluate_dense(dataset_name, data_root, distilled, dense_dir, epochs, seeds, batch_size, lr, schedule, student,
+                    report, val_per_class, device, record) -> None:
+    """The same protocol and seeds, soft labels from a dense-label folder (LADD's deployment stage)."""
+    from ..data import load_split, resolve_dataset
+    from ..loaders.dense import load_dense_labels
+    from ..zoo.distilled import load_distilled
+    from ..zoo.evaluate import EvalProtocol, evaluate
+    from ..zoo.runtime import init_distributed, is_main_process
+
+    init_distributed(device)
+    dataset = resolve_dataset(dataset_name, data_root)
+    dense = load_dense_labels(dense_dir)
+    dense.check_distilled(distilled, dataset)
+    d_s = load_distilled(distilled, dataset)
+    val = load_split(dataset, dataset.val_split(), max_per_class=val_per_class)
+    protocol = EvalProtocol(epochs=epochs, batch_size=batch_size, lr=lr, loss="ce", schedule=schedule, student=student)
+    seed_list = number_list(seeds, int, "--seeds")
+    result = evaluate(d_s, None, dataset, val, protocol, seed_list, device, dense=dense)
+    if not is_main_process():
+        return
+    seconds = sum(r.seconds for r in result.runs) / len(result.runs)
+    label_seconds = sum(r.label_seconds for r in result.runs) / len(result.runs)
+    console.print(f"student top-1 {result.top1_mean:.2f} ± {result.top1_std:.2f} over seeds {list(seed_list)} "
+                  f"(dense labels {dense.config.name}); {seconds:.1f} s per student, {label_seconds:.1f} s of it labelling")
+    if report:
+        report.write_text(json.dumps({**result.to_json(), "dense": str(dense_dir)}, indent=2) + "\n")
+    if record:
+        _record(record, {"top1_mean": result.top1_mean, "top1_std": result.top1_std, "seeds": len(result.runs),
+                         "seconds": seconds, "label_seconds": label_seconds, "epochs": epochs})
 
 
 def _check_label_robust_options(teacher, hard_labels, real_top1, update_card, any_extra) -> None:

@@ -32,16 +32,17 @@ def crop_boxes(size: int, n: int = LADD_GRID, ratio: float = LADD_RATIO) -> list
     return [(top, left, side, side) for top in starts for left in starts]
 
 
-def sub_images(images: torch.Tensor, boxes: list[tuple[int, int, int, int]] | torch.Tensor,
-               crops: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, C, S, S) float images -> (B, K, C, S, S): crop k of every image, resized back to S x S
-    (bilinear, as torchvision's Resize of a tensor). `crops` picks K of the boxes (all by default)."""
+def sub_image(images: torch.Tensor, box: tuple[int, int, int, int] | list[int]) -> torch.Tensor:
+    """(B, C, S, S) float images -> their crop `box`, resized back to S x S (bilinear, as torchvision's
+    Resize of a tensor)."""
     size = images.shape[-1]
-    chosen = range(len(boxes)) if crops is None else crops.tolist()
-    views = []
-    for k in chosen:
-        top, left, h, w = (int(v) for v in boxes[k])
-        patch = images[..., top:top + h, left:left + w]
-        views.append(patch if h == size and w == size else
-                     F.interpolate(patch, size=(size, size), mode="bilinear", align_corners=False))
-    return torch.stack(views, dim=1)
+    top, left, h, w = (int(v) for v in box)
+    patch = images[..., top:top + h, left:left + w]
+    if h == size and w == size:
+        return patch
+    return F.interpolate(patch, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def sub_images(images: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> torch.Tensor:
+    """(B, C, S, S) float images -> (B, K, C, S, S): every crop of every image, resized back to S x S."""
+    return torch.stack([sub_image(images, box) for box in boxes], dim=1)
