@@ -22,6 +22,7 @@ class Kind:
     name: str
     composite: bool = False  # built on a composite architecture (an ensemble's members) instead of one network
     standalone: bool = True  # its architecture is built from config.json alone (not: a projector's outside backbone)
+    network: bool = True  # it computes labels with a network (not: dense labels, stored once)
 
     # -- the config -------------------------------------------------------------------------
     def check_architecture(self, architecture: dict[str, Any]) -> None:
@@ -32,7 +33,7 @@ class Kind:
             from . import KINDS  # the registry imports this module
 
             fitting = " or ".join(repr(k.name) for k in KINDS.values()
-                                  if (k.composite, k.standalone) == (family.composite, family.standalone))
+                                  if k.network and (k.composite, k.standalone) == (family.composite, family.standalone))
             raise ArtifactError(f"kind {self.name!r} does not fit a {family.name!r} network: export it as kind {fitting}.")
 
     def check_weights_header(self, config: LabelerConfig, header: WeightsHeader, where: str) -> None:

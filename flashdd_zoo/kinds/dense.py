@@ -27,7 +27,8 @@ DTYPE = "float16"
 
 class DenseKind(Kind):
     name = "dense"
-    standalone = False  # no network: `flashdd-zoo dense` makes it, export_labeler cannot
+    standalone = False  # `flashdd-zoo dense` makes it, export_labeler cannot
+    network = False
 
     def layout(self, num_classes: int, images: int, size: int, grid: int, ratio: float) -> dict[str, Any]:
         """config.json's "architecture" of a dense artifact (validated)."""
