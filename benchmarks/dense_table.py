@@ -5,8 +5,8 @@
 
 Rows: hard labels only; LADD dense labels (D, made from the early-stage labeler E); online soft labels
 from the full teacher T (tau(D_S)) and from the capacity-matched labeler the build B selected. Each row
-is cached in OUT/<row>.json with the settings that made it, so a rerun resumes at the first unfinished
-row. Storage is measured as LADD does: the label file against the zip-compressed uint8 images, at the
+is cached per seed in OUT/<row>-seed<s>.json with the settings that made it, so a rerun resumes at the
+first unfinished seed. Storage is measured as LADD does: the label file against the zip-compressed uint8 images, at the
 native 32 px and with the images upsampled to 128 px (the labels do not grow with the resolution).
 """
 
@@ -49,21 +49,25 @@ def upsampled(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.round().clamp(0, 255).to(torch.uint8)
 
 
-def row(out: Path, name: str, settings: dict, run) -> dict:
-    """The row's result from OUT/<name>.json when it was made with `settings`, else run it and store it."""
-    path = out / f"{name}.json"
-    if path.is_file():
-        doc = json.loads(path.read_text())
-        if doc.get("settings") == settings:
-            print(f"{name}: reused {path}")
-            return doc
-    result = run()
-    doc = {"settings": settings, "top1s": result.top1s, "top1_mean": result.top1_mean, "top1_std": result.top1_std,
-           "label_seconds": [r.label_seconds for r in result.runs], "seconds": [r.seconds for r in result.runs]}
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
-    print(f"{name}: {doc['top1_mean']:.2f} ± {doc['top1_std']:.2f}")
-    return doc
+def row(out: Path, name: str, settings: dict, seeds: tuple[int, ...], run) -> dict:
+    """One row over `seeds`, each seed cached in OUT/<name>-seed<s>.json with the settings that made it (a rerun
+    reuses finished seeds and trains the rest); `run(seeds)` returns an EvalResult."""
+    runs = []
+    for seed in seeds:
+        path = out / f"{name}-seed{seed}.json"
+        doc = json.loads(path.read_text()) if path.is_file() else None
+        if doc is None or doc.get("settings") != settings:
+            r = run((seed,)).runs[0]
+            doc = {"settings": settings, "top1": r.top1, "label_seconds": r.label_seconds, "seconds": r.seconds}
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+        runs.append(doc)
+    top1s = [d["top1"] for d in runs]
+    summary = {"top1s": top1s, "top1_mean": statistics.fmean(top1s),
+               "top1_std": statistics.stdev(top1s) if len(top1s) > 1 else 0.0,
+               "label_seconds": [d["label_seconds"] for d in runs]}
+    print(f"{name}: {summary['top1_mean']:.2f} ± {summary['top1_std']:.2f} over seeds {list(seeds)}")
+    return summary
 
 
 def main() -> None:
@@ -89,21 +93,21 @@ def main() -> None:
     soft = EvalProtocol(epochs=args.epochs, student=args.student)
     hard = replace(soft, loss="ce")
     capacity = json.loads((args.capacity_build / "build-report.json").read_text())["labeler_dir"]
-    common = {"distilled": str(args.distilled), "seeds": list(seeds), "device": args.device}
+    common = {"distilled": str(args.distilled), "device": args.device}
 
     def online(source: Path | str):
         net = load_teacher(source, ds.num_classes).model.eval()
-        return lambda: evaluate(d_s, net, ds, val, soft, seeds, args.device)
+        return lambda s: evaluate(d_s, net, ds, val, soft, s, args.device)
 
     rows = {
-        "hard": row(args.out, "hard", {**common, "protocol": asdict(hard)},
-                    lambda: evaluate(d_s, None, ds, val, hard, seeds, args.device)),
-        "dense": row(args.out, "dense", {**common, "protocol": asdict(hard), "dense": str(args.dense)},
-                     lambda: evaluate(d_s, None, ds, val, hard, seeds, args.device, dense=dense)),
+        "hard": row(args.out, "hard", {**common, "protocol": asdict(hard)}, seeds,
+                    lambda s: evaluate(d_s, None, ds, val, hard, s, args.device)),
+        "dense": row(args.out, "dense", {**common, "protocol": asdict(hard), "dense": str(args.dense)}, seeds,
+                     lambda s: evaluate(d_s, None, ds, val, hard, s, args.device, dense=dense)),
         "online_tau": row(args.out, "online_tau", {**common, "protocol": asdict(soft), "labeler": str(args.teacher)},
-                          online(args.teacher)),
+                          seeds, online(args.teacher)),
         "online_capacity": row(args.out, "online_capacity", {**common, "protocol": asdict(soft), "labeler": capacity},
-                               online(capacity)),
+                               seeds, online(capacity)),
     }
     dense_bytes = (args.dense / "labels.safetensors").stat().st_size
     image_bytes, image_bytes_128 = zip_bytes(d_s.images), zip_bytes(upsampled(d_s.images, 128))

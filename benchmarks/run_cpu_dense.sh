@@ -11,7 +11,10 @@
 # table:    hard labels / dense labels / online labels from the teacher (tau) and the capacity-matched
 #           labeler, the same ConvNet-D3 students and seeds; records benchmarks/results/dense-cifar10-ipc10-cpu.json
 #
-# Every stage resumes (teacher epochs, build stages, table rows) and is skipped once its output exists;
+# Cost at the defaults (300 student epochs, 3 seeds): a dense-label student makes 26 passes over D_S per epoch
+# (the global views and 25 crop positions), about 1.7 h per seed at 125 images/s; each other row about 4 min
+# per seed. STUDENT_EPOCHS=100 cuts the table to a third.
+# Every stage resumes (teacher epochs, build stages, table rows seed by seed) and is skipped once its output exists;
 # run it in the background (`nohup bash benchmarks/run_cpu_dense.sh all > runs/dense.log 2>&1 &`).
 # Data: ../shared/data/cifar10 (or FLASHDD_DATA_ROOT).
 set -euo pipefail
@@ -24,8 +27,11 @@ if [ "$STAGE" = all ]; then
 fi
 PY=${PY:-.venv/bin/python}
 ZOO="$PY -m flashdd_zoo"
-EPOCHS=${EPOCHS:-15}              # sized by one timed epoch of ConvNet-D3 on this CPU (see the issue note)
-EARLY=${EARLY:-3}                 # LADD's early stage: a fifth of the run
+# Sized by a timed epoch: ConvNet-D3 trained at 84 images/s on 5,120 CIFAR-10 images (2 cores shared with another
+# job; the network alone ran 125 images/s). 45,000 images an epoch: about 9 min an epoch so loaded, so 6 epochs
+# fit 30 min only on an unloaded CPU (about twice as fast); raise EPOCHS where more time is allowed.
+EPOCHS=${EPOCHS:-6}
+EARLY=${EARLY:-1}                 # LADD's early stage: epoch 10 of 50, about a fifth of the run
 STUDENT_EPOCHS=${STUDENT_EPOCHS:-300}
 SEEDS=${SEEDS:-0,1,2}
 RUN=runs/cifar10-convnet-d3

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from ..kinds import DENSE
 from .common import console, data_root_option, friendly_errors
 
 
-@click.command("dense")
+@click.command(DENSE.name)
 @click.option("--distilled", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="D_S folder (ours, or RDED / SRe2L / G-VBSM output).")
 @click.option("--labeler", required=True, type=click.Path(exists=True, path_type=Path),

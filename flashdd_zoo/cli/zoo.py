@@ -214,6 +214,7 @@ def _evaluate_dense(dataset_name, data_root, distilled, dense_dir, epochs, seeds
                     report, val_per_class, device, record) -> None:
     """The same protocol and seeds, soft labels from a dense-label folder (LADD's deployment stage)."""
     from ..data import load_split, resolve_dataset
+    from ..kinds import DENSE
     from ..loaders.dense import load_dense_labels
     from ..zoo.distilled import load_distilled
     from ..zoo.evaluate import EvalProtocol, evaluate
@@ -235,7 +236,7 @@ def _evaluate_dense(dataset_name, data_root, distilled, dense_dir, epochs, seeds
     console.print(f"student top-1 {result.top1_mean:.2f} ± {result.top1_std:.2f} over seeds {list(seed_list)} "
                   f"(dense labels {dense.config.name}); {seconds:.1f} s per student, {label_seconds:.1f} s of it labelling")
     if report:
-        report.write_text(json.dumps({**result.to_json(), "dense": str(dense_dir)}, indent=2) + "\n")
+        report.write_text(json.dumps({**result.to_json(), DENSE.name: str(dense_dir)}, indent=2) + "\n")
     if record:
         _record(record, {"top1_mean": result.top1_mean, "top1_std": result.top1_std, "seeds": len(result.runs),
                          "seconds": seconds, "label_seconds": label_seconds, "epochs": epochs})

@@ -7,8 +7,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from safetensors import safe_open
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 

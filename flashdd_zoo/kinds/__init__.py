@@ -37,4 +37,4 @@ def kind_for(architecture: dict[str, Any], single: Kind = TEACHER) -> Kind:
     return ENSEMBLE if is_composite(architecture) else single
 
 
-__all__ = ["DENSE", "ENSEMBLE", "KINDS", "Kind", "PROJECTOR", "PRUNED", "TEACHER", "get_kind", "kind_for", "kind_names"]
+__all__ = ["DENSE", "ENSEMBLE", "KINDS", "PROJECTOR", "PRUNED", "TEACHER", "Kind", "get_kind", "kind_for", "kind_names"]

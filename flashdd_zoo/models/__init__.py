@@ -19,7 +19,28 @@ from .registry import (
 )
 from .resnet import ResNet, arch_of, load_torchvision_resnet18, resnet18_arch, validate_arch
 
-__all__ = ["ARCHITECTURES", "Architecture", "ConvNet", "DEFAULT_SINGLE", "Ensemble", "ResNet", "StackedEnsemble",
-           "arch_of", "architecture_of", "build_model", "convnet_arch", "describe_architecture", "ensemble_arch",
-           "full_architecture", "is_composite", "load_torchvision_resnet18", "member_archs", "network_names",
-           "resnet18_arch", "short_name", "single_architectures", "validate_architecture", "validate_arch"]
+__all__ = [
+    "ARCHITECTURES",
+    "DEFAULT_SINGLE",
+    "Architecture",
+    "ConvNet",
+    "Ensemble",
+    "ResNet",
+    "StackedEnsemble",
+    "arch_of",
+    "architecture_of",
+    "build_model",
+    "convnet_arch",
+    "describe_architecture",
+    "ensemble_arch",
+    "full_architecture",
+    "is_composite",
+    "load_torchvision_resnet18",
+    "member_archs",
+    "network_names",
+    "resnet18_arch",
+    "short_name",
+    "single_architectures",
+    "validate_arch",
+    "validate_architecture",
+]

@@ -39,7 +39,7 @@ class TeacherRecipe:
     seed: int = 0
     stem: str | None = None  # "cifar" (3x3/1) or "imagenet" (7x7/2 + pool); None: the dataset's default
     holdout_per_class: int = 0  # training images per class kept out for accuracy-reading choices
-    network: str = DEFAULT_SINGLE.name  # a name from models.network_names(), e.g. 'convnet-d3'
+    network: str = DEFAULT_SINGLE.name  # a name from models.network_names()
 
     def stem_for(self, dataset: Dataset) -> str:
         return self.stem or dataset.spec.stem
