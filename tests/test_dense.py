@@ -199,3 +199,22 @@ def test_training_from_dense_labels_runs_no_labeler(work, cifar10, cifar_val, tm
     both_given = run_cli("evaluate", "--dataset", "cifar10", "--distilled", root / "ds", "--dense", root / "labels",
                          "--labeler", root / "early", check=False)
     assert both_given.returncode != 0 and "--dense replaces --labeler" in (both_given.stdout + both_given.stderr)
+
+
+def test_dense_training_runs_under_torchrun(work, cifar10, tmp_path):
+    """Two processes (gloo on CPU) share each batch; gradients are all-reduced once per step."""
+    import os
+    import subprocess
+    import sys
+
+    root, _ = work
+    report = tmp_path / "ddp.json"
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "flashdd_zoo",
+                          "evaluate", "--dataset", "cifar10", "--distilled", str(root / "ds"), "--dense",
+                          str(root / "labels"), "--epochs", "2", "--seeds", "0", "--batch-size", "10", "--device", "cpu",
+                          "--student", "convnet-d3", "--val-per-class", "4", "--out", str(report)],
+                         capture_output=True, text=True, env={**os.environ, "FLASHDD_DATA_ROOT": str(cifar10.path.parent)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("student top-1") == 1  # only rank 0 reports
+    doc = json.loads(report.read_text())
+    assert len(doc["runs"][0]["losses"]) == 2 and doc["runs"][0]["label_seconds"] == 0

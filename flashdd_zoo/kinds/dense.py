@@ -69,7 +69,9 @@ class DenseKind(Kind):
                                     "flashdd_zoo.load_dense_labels(...) or train on them with `flashdd-zoo evaluate "
                                     "--dense FOLDER`.")
 
-    build = checked_network
+    def build(self, config: LabelerConfig) -> nn.Module:
+        raise ArtifactArgumentError(f"{config.name} holds dense labels ({self.name!r}), not a network: load them "
+                                    "with flashdd_zoo.load_dense_labels(...).")
 
     def describe(self, config: LabelerConfig) -> str:
         a = config.architecture
