@@ -163,3 +163,18 @@ def test_pruning_chain_thins_convnet_with_instance_norm(tmp_path, cifar10, cifar
 def test_train_teacher_cli_offers_convnets():
     result = run_cli("train-teacher", "--help")
     assert "convnet-d3" in result.stdout and "convnet-d5" in result.stdout
+
+
+def test_build_trains_prunes_and_exports_a_convnet(tmp_path):
+    """The whole recipe on the embedded digits with a ConvNet-D3 teacher and ConvNet-D3 students."""
+    out = tmp_path / "build"
+    run_cli("build", "--preset", "smoke", "--network", "convnet-d3", "--student", "convnet-d3", "--teacher-epochs", "3",
+            "--epochs", "3", "--window", "2", "--seeds", "0", "--finetune-epochs", "1", "--param-fractions", "0.5,0.2",
+            "--out", out, "--device", "cpu")
+    report = json.loads((out / "build-report.json").read_text())
+    labeler = read_config(out / report["labeler_dir"].split("/")[-1])
+    assert labeler.kind == "pruned" and labeler.architecture["name"] == "convnet"
+    assert all(w % 8 == 0 for w in labeler.architecture["widths"]) and labeler.name.startswith("convnet-d3-digits")
+    teacher = read_config(out / "work" / "teacher-run" / "teacher")
+    assert teacher.architecture["widths"] == [64, 64, 64]  # the smoke preset's half width
+    assert read_metrics(out / labeler.name, labeler)["params"] < count_params(build_model(teacher.architecture))
