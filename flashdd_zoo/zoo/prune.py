@@ -70,7 +70,10 @@ class TopNMeanNormalizer:
 
 
 def flashdd_importance(top_n: int = 8) -> tp.importance.GroupMagnitudeImportance:
-    """Eq. 2: sum over all parameters of the group of ||w[k]||_1 (weights and biases), normalised."""
+    """Eq. 2: sum over all parameters of the group of ||w[k]||_1 (weights and biases), normalised.
+
+    torch-pruning 1.6.1 scores conv, linear and BatchNorm parameters only: a ConvNet's instance-norm
+    affine parameters are pruned with their channels (its InstanceNormPruner) but add nothing to the score."""
     return tp.importance.GroupMagnitudeImportance(
         p=1, group_reduction="sum", normalizer=TopNMeanNormalizer(top_n), bias=True
     )
