@@ -66,24 +66,24 @@ def test_every_registered_kind_exports_loads_and_renders_a_card(name, tmp_path, 
 
 def test_unknown_or_unimplemented_kind_is_refused_with_the_known_ones(tmp_path, small_net, cifar10, cifar_val):
     known = ", ".join(KINDS)
-    for name in ("dense", "nonsense"):
+    for name in ("sparse", "nonsense"):
         with pytest.raises(ArtifactError, match=f"unknown labeler kind '{name}'; this flashdd-zoo implements {known}") as e:
             get_kind(name)
         assert isinstance(e.value, ValueError) and isinstance(e.value, ArgumentError)
     with pytest.raises(ArgumentError, match=f"implements {known}"):
-        export_labeler(small_net, tmp_path / "p", name="p", kind="dense", class_names=cifar10.class_names,
+        export_labeler(small_net, tmp_path / "p", name="p", kind="sparse", class_names=cifar10.class_names,
                        resolution=32, mean=cifar10.spec.mean, std=cifar10.spec.std, sample_images=cifar_val.images)
     assert not (tmp_path / "p").exists()
 
 
 def test_a_folder_naming_an_unknown_kind_is_refused_on_load(tmp_path):
-    folder = tmp_path / "dense"
+    folder = tmp_path / "sparse"
     shutil.copytree(FORMAT1 / "pruned", folder)
     config = json.loads((folder / "config.json").read_text())
-    config["kind"] = "dense"
+    config["kind"] = "sparse"
     (folder / "config.json").write_text(json.dumps(config))
     write_manifest(folder)
-    with pytest.raises(ArtifactError, match=f"unknown labeler kind 'dense'.*{', '.join(KINDS)}.*pip install -U"):
+    with pytest.raises(ArtifactError, match=f"unknown labeler kind 'sparse'.*{', '.join(KINDS)}.*pip install -U"):
         load_labeler(folder)
 
 
@@ -98,9 +98,9 @@ def test_kind_and_architecture_must_fit(tmp_path, small_net, cifar10, cifar_val)
 
 
 def test_unknown_architecture_lists_the_known_ones():
-    with pytest.raises(ArtifactError, match="unknown architecture 'convnet'; this version builds " +
+    with pytest.raises(ArtifactError, match="unknown architecture 'vgg11'; this version builds " +
                        ", ".join(repr(a) for a in ARCHITECTURES)):
-        build_model({"name": "convnet", "num_classes": 10})
+        build_model({"name": "vgg11", "num_classes": 10})
 
 
 def test_weights_from_another_export_are_refused(tmp_path):

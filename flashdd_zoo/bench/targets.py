@@ -123,7 +123,9 @@ def onnx_skip_reason(device: torch.device) -> str | None:
 def teacher_subject(subject: Subject, against: str) -> Subject:
     """The full-width network of family `against` with the labeler's stem, classes and input (random weights)."""
     family = architecture_of(against)
-    arch = family.full(subject.arch["num_classes"], member_archs(subject.arch)[0]["stem"])
+    first = member_archs(subject.arch)[0]
+    stem = first.get("stem") or ("cifar" if subject.resolution <= 64 else "imagenet")  # a ConvNet labeler has none
+    arch = family.full(subject.arch["num_classes"], stem, subject.resolution)
     teacher = Subject(f"{family.short_name}-full", arch, subject.resolution, subject.mean, subject.std)
     teacher.params = count_params(teacher.network())
     return teacher

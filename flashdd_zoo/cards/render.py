@@ -77,6 +77,13 @@ def card_metadata(config: LabelerConfig, m: dict[str, Any]) -> ModelCardData:
 
 
 def render_card(config: LabelerConfig, m: dict[str, Any]) -> str:
+    body = config.labeler_kind.card_body(config, m)
+    if body is None:
+        body = _network_body(config, m)
+    return f"---\n{card_metadata(config, m).to_yaml()}\n---\n\n{body}"
+
+
+def _network_body(config: LabelerConfig, m: dict[str, Any]) -> str:
     lin, inp = config.lineage, config.input
     h, w = inp.size
     name = config.name
@@ -153,7 +160,7 @@ flashdd-zoo info {lin.get('repo_id', 'PATH')}
 The folder holds `config.json` (pure JSON), `model.safetensors`, `model.onnx` (input
 `images`, output `logits`, dynamic batch) and `manifest.json` (sha256 of every file, checked on load).
 """
-    return f"---\n{card_metadata(config, m).to_yaml()}\n---\n\n{body}"
+    return body
 
 
 def _normalisation(inp) -> str:

@@ -8,6 +8,7 @@ import click
 from .. import __version__
 from .artifact import card, export, info
 from .bench import bench
+from .dense import dense_cmd
 from .ensemble import ensemble_cmd
 from .hub import ls, publish, pull
 from .projector import projector_cmd, projector_update_cmd
@@ -21,6 +22,6 @@ def main() -> None:
     """Build, export, inspect and share compact soft-label generators for dataset distillation."""
 
 
-for _command in (info, export, card, build_cmd, train_teacher_cmd, distill_cmd, evaluate_cmd, ensemble_cmd,
+for _command in (info, export, card, build_cmd, train_teacher_cmd, distill_cmd, evaluate_cmd, dense_cmd, ensemble_cmd,
                  projector_cmd, projector_update_cmd, relabel_cmd, relabel_check_cmd, publish, pull, ls, bench):
     main.add_command(_command)

@@ -19,16 +19,26 @@ from .common import console, data_root_option, friendly_errors
 def info(path: Path, as_json: bool) -> None:
     """Summarise the labeler folder PATH (verifies its manifest first)."""
     from ..artifact import read_config, read_metrics
-    from ..cards.render import format_number
     from ..exporters.manifest import verify_manifest
 
     config = read_config(path)
     verify_manifest(path, required=config.required_files)
-    m, lin = read_metrics(path, config), config.lineage
+    m = read_metrics(path, config)
     if as_json:
         click.echo(json.dumps({"name": config.name, "kind": config.kind, **m}, indent=2))
         return
     table = Table(title=f"{config.name} ({config.kind})", show_header=False)
+    rows = config.labeler_kind.info_rows(config, m) or _network_rows(config, m)
+    rows.append(("manifest", "sha256 verified"))
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+
+
+def _network_rows(config, m: dict) -> list[tuple[str, str]]:
+    from ..cards.render import format_number
+
+    lin = config.lineage
     rows = [
         ("dataset", f"{lin.get('dataset', '?')}  IPC {lin.get('ipc', '-')}"),
         ("architecture", config.labeler_kind.describe(config)),
@@ -43,10 +53,7 @@ def info(path: Path, as_json: bool) -> None:
                        ("student_top1_mean", "student top-1")):
         if m.get(key) is not None:
             rows.append((label, f"{m[key]:.2f}%"))
-    rows.append(("manifest", "sha256 verified"))
-    for k, v in rows:
-        table.add_row(k, v)
-    console.print(table)
+    return rows
 
 
 @click.command()

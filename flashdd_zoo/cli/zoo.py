@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..artifact import read_config, read_metrics
-from ..models import DEFAULT_SINGLE
+from ..models import DEFAULT_SINGLE, network_names
 from .common import console, data_root_option, friendly_errors, number_list
 
 RESULTS_DIR = Path("benchmarks/results")
@@ -25,6 +25,9 @@ stem_option = click.option(
     "--stem", type=click.Choice(["cifar", "imagenet"]), default=None,
     help="ResNet stem: cifar (3x3/1, no pool) or imagenet (7x7/2 + max-pool; about 17x cheaper at 32 px). "
          "Default: cifar up to 64 px, else imagenet.")
+network_option = click.option(
+    "--network", type=click.Choice(network_names()), default=DEFAULT_SINGLE.name, show_default=True,
+    help="The teacher's network (ConvNet-Dn: width 128, instance norm, as DC and DD-Ranking use).")
 holdout_option = click.option(
     "--holdout-per-class", type=int, default=None,
     help="Training images per class held out of training, fine-tunes and RDED's pool; accuracy-reading "
@@ -42,7 +45,8 @@ holdout_option = click.option(
 @click.option("--weight-decay", default=5e-4, show_default=True, help="SGD weight decay (not on BN/bias).")
 @click.option("--label-smoothing", default=0.1, show_default=True, help="Cross-entropy label smoothing.")
 @click.option("--width-scale", default=1.0, show_default=True,
-              help="Uniform width multiplier of ResNet-18 (1.0 = the standard teacher).")
+              help="Uniform width multiplier of the network (1.0 = the standard teacher).")
+@network_option
 @click.option("--checkpoint-epochs", default="", metavar="E1,E2",
               help="Also keep checkpoints at these epochs (weak / early-stage teachers).")
 @click.option("--seed", default=0, show_default=True, help="Seed of initialisation, order and augmentation.")
@@ -51,23 +55,24 @@ holdout_option = click.option(
 @device_option
 @record_option
 @friendly_errors(resumable=True)
-def train_teacher_cmd(dataset_name, data_root, out_dir, epochs, batch_size, lr, weight_decay,
-                      label_smoothing, width_scale, checkpoint_epochs, seed, stem, holdout_per_class, device, record):
-    """Train a ResNet-18 teacher on a dataset; resumes from OUT/last after an interruption."""
+def train_teacher_cmd(dataset_name, data_root, out_dir, epochs, batch_size, lr, weight_decay, label_smoothing,
+                      width_scale, network, checkpoint_epochs, seed, stem, holdout_per_class, device, record):
+    """Train a teacher (ResNet-18 by default) on a dataset; resumes from OUT/last after an interruption."""
     from ..data import resolve_dataset
     from ..zoo.teacher_training import TeacherRecipe, train_teacher
 
     dataset = resolve_dataset(dataset_name, data_root)
     recipe = TeacherRecipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                            label_smoothing=label_smoothing, width_scale=width_scale, seed=seed, stem=stem,
-                           holdout_per_class=holdout_per_class or 0)
+                           holdout_per_class=holdout_per_class or 0, network=network)
     result = train_teacher(dataset, out_dir, recipe, number_list(checkpoint_epochs, int, "--checkpoint-epochs"), device)
     params = _metrics(result.labeler_dir)["params"]
     console.print(f"teacher top-1 {result.top1:.2f}% ({dataset.val_split()} split) after {epochs} epochs, "
                   f"{result.train_seconds:.1f} s of training, {params:,} parameters -> {result.labeler_dir}")
     if record:
         _record(record, {"top1": result.top1, "train_seconds": result.train_seconds, "epochs": epochs,
-                         "params": params, "holdout_per_class": recipe.holdout_per_class})
+                         "params": params, "holdout_per_class": recipe.holdout_per_class,
+                         "images_per_second": result.images_per_second})
 
 
 @click.command("distill")
@@ -112,8 +117,11 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
 @data_root_option
 @click.option("--distilled", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="D_S folder: ours, or RDED / SRe2L / G-VBSM output (class folders of images).")
-@click.option("--labeler", required=True, type=click.Path(exists=True, path_type=Path),
+@click.option("--labeler", default=None, type=click.Path(exists=True, path_type=Path),
               help="Soft-label source: labeler folder, training checkpoint or torchvision .pth.")
+@click.option("--dense", "dense_dir", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Train from dense labels (`flashdd-zoo dense`) instead of a labeler (LADD): global views with "
+                   "hard labels plus every stored sub-image with its dense label; no labeler runs.")
 @click.option("--epochs", default=300, show_default=True, help="Student training epochs (300 in the papers).")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Student seeds, comma separated.")
 @click.option("--batch-size", default=100, show_default=True, help="Student batch size (capped at |D_S|).")
@@ -124,7 +132,7 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
 @click.option("--schedule", type=click.Choice(["rded", "cosine"]), default="rded", show_default=True,
               help="rded: RDED's half cosine (lr ends at lr/2); cosine: decays to 0.")
 @click.option("--student", default=DEFAULT_SINGLE.name, show_default=True,
-              help=f"{DEFAULT_SINGLE.name} or any torchvision classification model name.")
+              help=f"{', '.join(network_names())} or any torchvision classification model name.")
 @click.option("--student-stem", type=click.Choice(["cifar", "imagenet"]), default=None,
               help="The student ResNet's stem (default: the dataset's; the cpu preset's students use imagenet).")
 @click.option("--out", "report", type=click.Path(dir_okay=False, path_type=Path),
@@ -146,14 +154,19 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
 @device_option
 @record_option
 @friendly_errors
-def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, batch_size, lr, loss,
-                 temperature, schedule, student, student_stem, report, val_per_class, random_baseline, hard_labels, real_top1,
-                 holdout_per_class, update_card, device, record):
-    """Train random students on D_S with soft labels from LABELER; top-1 on the real val split.
+def evaluate_cmd(dataset_name, data_root, distilled, labeler, dense_dir, epochs, seeds, batch_size, lr, loss,
+                 temperature, schedule, student, student_stem, report, val_per_class, random_baseline, hard_labels,
+                 real_top1, holdout_per_class, update_card, device, record):
+    """Train random students on D_S with soft labels from LABELER (or from --dense labels); top-1 on the
+    real val split.
 
     With the full teacher as LABELER this measures tau(D_S). --random-baseline and --hard-labels add
     DD-Ranking's label-robust scores (IOR, HLR, LRS). Runs under torchrun for several GPUs.
     """
+    if dense_dir is not None or labeler is None:
+        _check_dense_options(labeler, dense_dir, random_baseline or hard_labels or update_card)
+        return _evaluate_dense(dataset_name, data_root, distilled, dense_dir, epochs, seeds, batch_size, lr, schedule,
+                               student, student_stem, report, val_per_class, device, record)
     from ..data import load_split, resolve_dataset
     from ..zoo.distilled import load_distilled
     from ..zoo.evaluate import EvalProtocol, evaluate
@@ -187,6 +200,49 @@ def evaluate_cmd(dataset_name, data_root, distilled, labeler, epochs, seeds, bat
         _record(record, {"top1_mean": result.top1_mean, "top1_std": result.top1_std,
                          "seeds": len(result.runs), "seconds": seconds, "epochs": epochs,
                          **_flat(scores)})
+
+
+def _check_dense_options(labeler, dense_dir, label_robust: bool) -> None:
+    if labeler is None and dense_dir is None:
+        raise click.UsageError("give the soft labels: --labeler (a labeler, run on every batch) or --dense (stored).")
+    if labeler is not None:
+        raise click.UsageError("--dense replaces --labeler (no labeler runs on dense labels): give one of them.")
+    if label_robust:
+        raise click.UsageError("--random-baseline, --hard-labels and --update-card measure a labeler; run them with "
+                               "--labeler, apart from --dense.")
+
+
+def _evaluate_dense(dataset_name, data_root, distilled, dense_dir, epochs, seeds, batch_size, lr, schedule, student,
+                    student_stem, report, val_per_class, device, record) -> None:
+    """The same protocol and seeds, soft labels from a dense-label folder (LADD's deployment stage)."""
+    from ..data import load_split, resolve_dataset
+    from ..kinds import DENSE
+    from ..loaders.dense import load_dense_labels
+    from ..zoo.distilled import load_distilled
+    from ..zoo.evaluate import EvalProtocol, evaluate
+    from ..zoo.runtime import init_distributed, is_main_process
+
+    init_distributed(device)
+    dataset = resolve_dataset(dataset_name, data_root)
+    dense = load_dense_labels(dense_dir)
+    dense.check_distilled(distilled, dataset)
+    d_s = load_distilled(distilled, dataset)
+    val = load_split(dataset, dataset.val_split(), max_per_class=val_per_class)
+    protocol = EvalProtocol(epochs=epochs, batch_size=batch_size, lr=lr, loss="ce", schedule=schedule, student=student,
+                            student_stem=student_stem)
+    seed_list = number_list(seeds, int, "--seeds")
+    result = evaluate(d_s, None, dataset, val, protocol, seed_list, device, dense=dense)
+    if not is_main_process():
+        return
+    seconds = sum(r.seconds for r in result.runs) / len(result.runs)
+    label_seconds = sum(r.label_seconds for r in result.runs) / len(result.runs)
+    console.print(f"student top-1 {result.top1_mean:.2f} ± {result.top1_std:.2f} over seeds {list(seed_list)} "
+                  f"(dense labels {dense.config.name}); {seconds:.1f} s per student, {label_seconds:.1f} s of it labelling")
+    if report:
+        report.write_text(json.dumps({**result.to_json(), DENSE.name: str(dense_dir)}, indent=2) + "\n")
+    if record:
+        _record(record, {"top1_mean": result.top1_mean, "top1_std": result.top1_std, "seeds": len(result.runs),
+                         "seconds": seconds, "label_seconds": label_seconds, "epochs": epochs})
 
 
 def _check_label_robust_options(teacher, hard_labels, real_top1, update_card, any_extra) -> None:
@@ -312,6 +368,11 @@ def _record(name: str, metrics: dict) -> None:
 @click.option("--curve/--no-curve", default=None,
               help="Prune to the last step and evaluate students of every member: curve.png and a table "
                    "(default: the preset's; on for cpu).")
+@click.option("--network", type=click.Choice(network_names()), default=None,
+              help=f"Network of the teacher trained here (default: {DEFAULT_SINGLE.name}); a given --teacher brings its own.")
+@click.option("--student", default=None,
+              help=f"Student network of every evaluation (default: {DEFAULT_SINGLE.name}): "
+                   f"{', '.join(network_names())} or a torchvision model name.")
 @stem_option
 @holdout_option
 @click.option("--chain-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -329,8 +390,8 @@ def _record(name: str, metrics: dict) -> None:
 @friendly_errors(resumable=True)
 def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled, epochs, seeds, teacher_epochs,
               finetune_epochs, param_fractions, window, gamma, mipc, finetune_per_class, val_per_class,
-              verify_candidates, label_robust, curve, stem, holdout_per_class, chain_dir, nproc, device, record,
-              record_tau, record_label_robust):
+              verify_candidates, label_robust, curve, network, student, stem, holdout_per_class, chain_dir, nproc,
+              device, record, record_tau, record_label_robust):
     """Build a capacity-matched pruned labeler (Flash-DD Algorithm 1) end to end.
 
     Teacher (given or trained) -> D_S (given or RDED) -> tau(D_S) -> pruning chain with
@@ -349,6 +410,7 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
     cfg = preset_config(preset, dataset_name, ipc, out_dir, dataset.resolution)
     cfg = with_overrides(
         cfg, curve=curve, holdout_per_class=holdout_per_class, teacher_stem=stem, protocol_student_stem=stem,
+        teacher_network=network, protocol_student=student,
         chain_dir=str(chain_dir) if chain_dir else None)
     cfg = with_overrides(
         cfg, data_root=str(data_root) if data_root else None, teacher=str(teacher) if teacher else None,

@@ -7,6 +7,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save
 from torch import nn
@@ -20,7 +21,12 @@ def save_weights(model: nn.Module, path: Path, metadata: dict[str, object]) -> N
     The same weights always give the same bytes (so sha256 identifies them across processes):
     safetensors writes the metadata map in a per-process random order, which is sorted here.
     """
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_tensors({k: v for k, v in model.state_dict().items()}, path, metadata)
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, object]) -> None:
+    """Write named tensors as safetensors with JSON-string metadata; the same tensors give the same bytes."""
+    state = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     header = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     Path(path).write_bytes(_canonical_header(save(state, metadata=header)))
 

@@ -10,11 +10,12 @@ from typing import Any
 from ..errors import ArtifactArgumentError
 from ..models import is_composite
 from .base import Kind
+from .dense import DENSE
 from .ensemble import ENSEMBLE
 from .network import PRUNED, TEACHER
 from .projector import PROJECTOR
 
-KINDS: dict[str, Kind] = {k.name: k for k in (TEACHER, PRUNED, ENSEMBLE, PROJECTOR)}
+KINDS: dict[str, Kind] = {k.name: k for k in (TEACHER, PRUNED, ENSEMBLE, PROJECTOR, DENSE)}
 
 
 def get_kind(name: str) -> Kind:
@@ -36,4 +37,4 @@ def kind_for(architecture: dict[str, Any], single: Kind = TEACHER) -> Kind:
     return ENSEMBLE if is_composite(architecture) else single
 
 
-__all__ = ["ENSEMBLE", "KINDS", "Kind", "PROJECTOR", "PRUNED", "TEACHER", "get_kind", "kind_for", "kind_names"]
+__all__ = ["DENSE", "ENSEMBLE", "KINDS", "PROJECTOR", "PRUNED", "TEACHER", "Kind", "get_kind", "kind_for", "kind_names"]

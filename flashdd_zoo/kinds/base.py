@@ -22,6 +22,7 @@ class Kind:
     name: str
     composite: bool = False  # built on a composite architecture (an ensemble's members) instead of one network
     standalone: bool = True  # its architecture is built from config.json alone (not: a projector's outside backbone)
+    network: bool = True  # it computes labels with a network (not: dense labels, stored once)
 
     # -- the config -------------------------------------------------------------------------
     def check_architecture(self, architecture: dict[str, Any]) -> None:
@@ -32,7 +33,7 @@ class Kind:
             from . import KINDS  # the registry imports this module
 
             fitting = " or ".join(repr(k.name) for k in KINDS.values()
-                                  if (k.composite, k.standalone) == (family.composite, family.standalone))
+                                  if k.network and (k.composite, k.standalone) == (family.composite, family.standalone))
             raise ArtifactError(f"kind {self.name!r} does not fit a {family.name!r} network: export it as kind {fitting}.")
 
     def check_weights_header(self, config: LabelerConfig, header: WeightsHeader, where: str) -> None:
@@ -98,6 +99,14 @@ class Kind:
     def card_section(self, config: LabelerConfig, metrics: dict[str, Any]) -> str:
         """Markdown the card adds for this kind ('' for none)."""
         return ""
+
+    def card_body(self, config: LabelerConfig, metrics: dict[str, Any]) -> str | None:
+        """The whole card body for a kind that is no network (None: the network card)."""
+        return None
+
+    def info_rows(self, config: LabelerConfig, metrics: dict[str, Any]) -> list[tuple[str, str]] | None:
+        """`flashdd-zoo info` rows for a kind that is no network (None: the network rows)."""
+        return None
 
     def export_metrics(self, measured: dict[str, Any]) -> dict[str, Any]:
         """Metrics the exporter adds for this kind, from what it measured (params, bytes, ...)."""

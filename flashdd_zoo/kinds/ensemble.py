@@ -23,7 +23,7 @@ class EnsembleKind(Kind):
         return {"stack_members": cuda}
 
     def for_speed(self, net: nn.Module, options: Any) -> nn.Module:
-        if options.stack_members and isinstance(net, Ensemble) and net.shares_architecture():
+        if options.stack_members and isinstance(net, Ensemble) and net.stackable():
             return StackedEnsemble(net)
         return net
 

@@ -46,11 +46,12 @@ def validate_ensemble_arch(arch: dict[str, Any]) -> dict[str, Any]:
     for m in members:
         _member_architecture(m).validate(m)
     classes = {m["num_classes"] for m in members}
-    stems = {m["stem"] for m in members}
+    inputs = {(m["name"], _member_architecture(m).input_signature(m)) for m in members}
     if len(classes) > 1 or arch.get("num_classes") not in classes:
         raise ArtifactError(f"ensemble members must all predict the ensemble's classes; got {sorted(classes)}.")
-    if len(stems) > 1:
-        raise ArtifactError(f"ensemble members must share one stem (one input resolution); got {sorted(stems)}.")
+    if len({signature for _, signature in inputs}) > 1:
+        raise ArtifactError(f"ensemble members must read one input the same way (one stem, one input size); "
+                            f"got {sorted(map(str, inputs))}.")
     for weights in [arch.get("weights"), *(s.get("weights") for s in arch.get("schedule", []))]:
         if not isinstance(weights, list) or len(weights) != len(members):
             raise ArtifactError(f"ensemble weights {weights!r} must be a list of {len(members)} numbers, one per member.")
@@ -99,6 +100,10 @@ class Ensemble(nn.Module):
         first = self.arch["members"][0]
         return all(m == first for m in self.arch["members"][1:])
 
+    def stackable(self) -> bool:
+        """Members of one architecture whose family StackedEnsemble can rewrite (its layers are a ResNet's)."""
+        return self.shares_architecture() and _member_architecture(self.arch["members"][0]).stackable
+
 
 def combine(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """(N, M, C) member logits -> (N, C) weighted sum."""
@@ -115,8 +120,9 @@ class StackedEnsemble(nn.Module):
 
     def __init__(self, ensemble: Ensemble):
         super().__init__()
-        if not ensemble.shares_architecture():
-            raise ArtifactError("only members of one architecture can be stacked into one network.")
+        if not ensemble.stackable():
+            raise ArtifactError("only members of one architecture whose family stacks (a ResNet) can be stacked "
+                                "into one network; run the ensemble member by member (stack_members=False).")
         members = list(ensemble.members)
         self.arch = ensemble.arch
         self.num_members = len(members)

@@ -13,11 +13,12 @@ from torch import nn
 
 from ..errors import ArtifactError
 from .architecture import Architecture
+from .convnet import CONVNET
 from .ensemble import ENSEMBLE
 from .projector import PROJECTOR
 from .resnet import RESNET18
 
-ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (RESNET18, ENSEMBLE, PROJECTOR)}
+ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (RESNET18, CONVNET, ENSEMBLE, PROJECTOR)}
 DEFAULT_SINGLE = RESNET18  # the family of fresh students and of the full teacher benchmarks compare with
 
 
@@ -35,6 +36,21 @@ def single_architectures() -> list[str]:
     """Names of the families that are one network built from config.json alone (student choices,
     benchmark references)."""
     return [name for name, family in ARCHITECTURES.items() if not family.composite and family.standalone]
+
+
+def network_names() -> list[str]:
+    """Every name a fresh network can be asked for by (students, teachers): each single family's variants."""
+    return [v for name in single_architectures() for v in ARCHITECTURES[name].variants()]
+
+
+def full_architecture(name: str, num_classes: int, stem: str | None, resolution: int,
+                      scale: float = 1.0) -> dict[str, Any]:
+    """The full-size configuration of network `name` (a family name or one of its variants, e.g. 'convnet-d4')."""
+    for family in (ARCHITECTURES[n] for n in single_architectures()):
+        variants = family.variants()
+        if name in variants or name == family.name:
+            return family.full(num_classes, stem, resolution, scale, **variants.get(name, {}))
+    raise ArtifactError(f"unknown network {name!r}; choose one of {', '.join(network_names())}.")
 
 
 def validate_architecture(arch: dict[str, Any]) -> dict[str, Any]:
@@ -66,4 +82,4 @@ def describe_architecture(arch: dict[str, Any]) -> str:
 def short_name(arch: dict[str, Any]) -> str:
     """How an artifact name of this architecture starts: the family of its (first) single network."""
     first = member_archs(arch)[0]
-    return architecture_of(first).short_name
+    return architecture_of(first).artifact_prefix(first)

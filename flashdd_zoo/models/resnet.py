@@ -164,6 +164,7 @@ def load_torchvision_resnet18(path: str, num_classes: int = 1000) -> ResNet:
 
 class ResNet18Architecture(Architecture):
     name = short_name = NAME
+    prunable = stackable = True
 
     def validate(self, arch: dict[str, Any]) -> dict[str, Any]:
         return validate_arch(arch)
@@ -181,8 +182,20 @@ class ResNet18Architecture(Architecture):
         named += [(f"layer{s + 1}.{b}.conv1", c) for s, blocks in enumerate(w["inner"]) for b, c in enumerate(blocks)]
         return named
 
-    def full(self, num_classes: int, stem: str) -> dict[str, Any]:
-        return resnet18_arch(num_classes, stem)
+    def full(self, num_classes: int, stem: str | None = None, resolution: int | None = None,
+             scale: float = 1.0, **variant: Any) -> dict[str, Any]:
+        if stem is None:
+            raise ArtifactError(f"a {NAME} needs its stem: one of {STEMS}.")
+        return resnet18_arch(num_classes, stem, scale)
+
+    def input_signature(self, arch: dict[str, Any]) -> Any:
+        return ("stem", arch["stem"])
+
+    def read_arch(self, model: nn.Module) -> dict[str, Any]:
+        return arch_of(model)
+
+    def classifier(self, model: nn.Module) -> nn.Module:
+        return model.fc
 
 
 RESNET18 = ResNet18Architecture()

@@ -130,7 +130,7 @@ def _teacher_stage(ctx: BuildContext) -> dict:
     cfg, ds = ctx.cfg, ctx.dataset
     if cfg.teacher is None:
         recipe = dataclasses.replace(cfg.teacher_recipe, holdout_per_class=cfg.holdout_per_class or 0)
-        key = {"train": dataclasses.asdict(recipe), "dataset": ds.name, "val_per_class": cfg.val_per_class}
+        key = {"train": recipe.to_json(), "dataset": ds.name, "val_per_class": cfg.val_per_class}
         run = ctx.work / "teacher-run"
 
         def train() -> dict:
@@ -147,7 +147,7 @@ def _teacher_stage(ctx: BuildContext) -> dict:
     def adopt() -> dict:
         teacher = load_teacher(source, ds.num_classes)
         if is_composite(teacher.model.arch):
-            raise FlashDDError(f"--teacher {source} is an ensemble; the build prunes one ResNet teacher. Give its "
+            raise FlashDDError(f"--teacher {source} is an ensemble; the build prunes one network. Give its "
                                "strongest member instead (the ensemble can label students via `flashdd-zoo evaluate`).")
         if cfg.holdout_per_class and teacher.holdout_per_class != cfg.holdout_per_class:
             raise FlashDDError(

@@ -6,15 +6,20 @@ soft labels from the labeler on exactly those images, loss KL(T) (RDED) or MSE +
 is recorded because the capacity search reads Dis(theta) off its early part. DD-Ranking's two
 reference runs use the same protocol: loss "ce" trains on D_S's hard labels (no labeler), and
 evaluate_random_baseline on random real subsets of D_S's size (zoo/label_robust.py scores them).
+
+Dense labels (LADD) are a third source: with `dense=`, no labeler runs at all; each step adds to the
+hard-label CE of the global views LADD's local term, sum_j CE(crop_j, dense_j) over the N x N stored
+sub-images of the batch's images, with their stored soft labels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.distributed as dist
@@ -23,13 +28,17 @@ from torch import nn
 
 from ..data.images import ImageSet, normalize
 from ..data.registry import Dataset
-from ..errors import DataError
+from ..dense.geometry import sub_image
+from ..errors import ArgumentError, DataError
 from ..models import DEFAULT_SINGLE
 from ..runtime.timing import LabelTimer
 from .augment import ViewRecipe, apply_view, draw_view
 from .distill import default_factor
 from .runtime import autocast, generator, param_groups, pick_device, prepare_model, progress, seed_everything, top1_accuracy, world
 from .students import build_student
+
+if TYPE_CHECKING:
+    from ..dense.store import DenseLabels
 
 LabelFn = Callable[[torch.Tensor], torch.Tensor]  # normalised images -> logits
 
@@ -118,15 +127,53 @@ def batch_indices(n: int, batch: int, g: torch.Generator, dev: torch.device) -> 
     return [order[i : i + batch] for i in range(0, n, batch)]
 
 
+def _hard_ce(student_logits, labels, perm, lam) -> torch.Tensor:
+    """CE with D_S's own hard labels, mixed as CutMix mixed the images."""
+    return lam * F.cross_entropy(student_logits, labels) + (1 - lam) * F.cross_entropy(student_logits, labels[perm])
+
+
 def _loss(student_logits, teacher_logits, labels, perm, lam, p: EvalProtocol) -> torch.Tensor:
-    ce = lam * F.cross_entropy(student_logits, labels) + (1 - lam) * F.cross_entropy(student_logits, labels[perm])
-    if not p.uses_labeler:  # hard labels: D_S's own, mixed as CutMix mixed the images
+    ce = _hard_ce(student_logits, labels, perm, lam)
+    if not p.uses_labeler:
         return ce
     t = p.temperature
     soft = F.softmax(teacher_logits / t, dim=1)
     if p.loss == "kl":
         return F.kl_div(F.log_softmax(student_logits / t, dim=1), soft, reduction="batchmean")
     return F.mse_loss(F.softmax(student_logits / t, dim=1), soft) + p.ce_weight * ce
+
+
+def _local_views_backward(model, x: torch.Tensor, targets: torch.Tensor, dense: DenseLabels, g: torch.Generator,
+                          dev: torch.device, sync: Callable[[bool], contextlib.AbstractContextManager]) -> torch.Tensor:
+    """LADD's sum_j CE(crop_j, dense_j) for normalised images `x` with their (B, N*N, C) dense labels, one crop
+    position per backward pass: the gradients add up to the whole sum's, with one batch's memory. Each view
+    is flipped at random (the flip of a sub-image keeps its label)."""
+    total = torch.zeros((), device=dev)
+    last = len(dense.boxes) - 1
+    for k, box in enumerate(dense.boxes):
+        view = sub_image(x, box)
+        flip = torch.rand(len(view), generator=g, device=dev) < 0.5
+        view = torch.where(flip[:, None, None, None], view.flip(3), view)
+        if dev.type == "cuda":
+            view = view.contiguous(memory_format=torch.channels_last)
+        with sync(k == last), autocast(dev):
+            logits = model(view).float()
+            loss = -(targets[:, k] * F.log_softmax(logits, dim=1)).sum(1).mean()
+        loss.backward()
+        total += loss.detach()
+    return total
+
+
+def _check_label_source(label_fn: LabelFn | None, dense: DenseLabels | None, distilled: ImageSet,
+                        protocol: EvalProtocol) -> None:
+    if dense is not None and (label_fn is not None or protocol.uses_labeler):
+        raise ArgumentError("dense labels replace the labeler: train with label_fn=None and loss 'ce' "
+                            "(global views take D_S's hard labels, local views their dense labels).")
+    if dense is not None and dense.labels.shape[0] != len(distilled):
+        raise DataError(f"the dense labels hold {dense.labels.shape[0]} images, D_S {len(distilled)}: check "
+                        "them with DenseLabels.check_distilled against the D_S folder they were made for.")
+    if dense is None and protocol.uses_labeler and label_fn is None:
+        raise ArgumentError(f"loss {protocol.loss!r} needs soft labels: give a labeler, dense labels, or use loss 'ce'.")
 
 
 def train_student(
@@ -140,17 +187,24 @@ def train_student(
     device: str | None = None,
     show_progress: bool = False,
     extra_sets: dict[str, ImageSet] | None = None,
+    dense: DenseLabels | None = None,
 ) -> StudentRun:
     """Train one student; `stop_after` ends early (schedule unchanged) for Dis(theta) windows.
-    Top-1 on `val`, and on each of `extra_sets`."""
+    Top-1 on `val`, and on each of `extra_sets`. With `dense` (LADD), no labeler runs: loss 'ce' on the
+    global views plus the dense labels' CE on every stored sub-image of the batch."""
+    _check_label_source(label_fn, dense, distilled, protocol)
     dev = pick_device(device)
     rank, size = world()
     seed_everything(seed)
     stem = protocol.student_stem or dataset.spec.stem
-    student = prepare_model(build_student(protocol.student, dataset.num_classes, stem), dev)
+    student = prepare_model(build_student(protocol.student, dataset.num_classes, stem, dataset.resolution), dev)
     model = nn.parallel.DistributedDataParallel(student) if size > 1 else student
     opt = torch.optim.AdamW(param_groups(student, protocol.weight_decay), lr=protocol.lr, betas=(0.9, 0.999))
     images, labels = distilled.images.to(dev), distilled.labels.to(dev)
+    dense_targets = dense.labels.to(dev).float() if dense is not None else None
+
+    def sync(last: bool):  # under DDP, gradients are all-reduced once per step, on its last backward pass
+        return model.no_sync() if size > 1 and not last else contextlib.nullcontext()
     mean, std = dataset.spec.mean, dataset.spec.std
     factor = protocol.factor or default_factor(dataset.resolution)
     batch = min(protocol.batch_size, len(images))
@@ -166,20 +220,22 @@ def train_student(
             total = torch.zeros((), device=dev)
             for idx in batch_indices(len(images), batch, g, dev):
                 idx = idx[rank::size]
-                x, perm, lam = augment_batch(normalize(images[idx], mean, std), dataset.resolution,
-                                             factor, protocol.cutmix_alpha, g_aug)
+                clean = normalize(images[idx], mean, std)
+                x, perm, lam = augment_batch(clean, dataset.resolution, factor, protocol.cutmix_alpha, g_aug)
                 if dev.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
                 teacher_logits = None
                 if protocol.uses_labeler:
                     with timer.section(len(x)), torch.no_grad(), autocast(dev):
                         teacher_logits = label_fn(x).float()
-                with autocast(dev):
-                    loss = _loss(model(x).float(), teacher_logits, labels[idx], perm, lam, protocol)
                 opt.zero_grad(set_to_none=True)
+                with sync(dense is None), autocast(dev):
+                    loss = _loss(model(x).float(), teacher_logits, labels[idx], perm, lam, protocol)
                 loss.backward()
-                opt.step()
                 total += loss.detach()
+                if dense is not None:
+                    total += _local_views_backward(model, clean, dense_targets[idx], dense, g_aug, dev, sync)
+                opt.step()
             if size > 1:
                 dist.all_reduce(total)
                 total /= size
@@ -200,11 +256,12 @@ def evaluate(
     device: str | None = None,
     show_progress: bool = True,
     extra_sets: dict[str, ImageSet] | None = None,
+    dense: DenseLabels | None = None,
 ) -> EvalResult:
     """Train one student per seed and report top-1 mean and std on the real validation split
-    (and on each of `extra_sets`)."""
+    (and on each of `extra_sets`); `dense` trains from dense labels instead of a labeler (train_student)."""
     runs = [train_student(distilled, label_fn, dataset, protocol, s, val, device=device,
-                          show_progress=show_progress, extra_sets=extra_sets) for s in seeds]
+                          show_progress=show_progress, extra_sets=extra_sets, dense=dense) for s in seeds]
     return EvalResult(runs, protocol)
 
 

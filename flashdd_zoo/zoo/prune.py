@@ -22,7 +22,7 @@ from ..cards.measure import count_params, gflops_per_image
 from ..data.images import ImageSet
 from ..data.registry import Dataset
 from ..errors import FlashDDError
-from ..models import ResNet, arch_of
+from ..models import architecture_of
 from .checkpoints import is_checkpoint, load_checkpoint, read_checkpoint_meta, save_checkpoint
 from .runtime import pick_device, prepare_model, progress, top1_accuracy
 from .teacher_training import TeacherRecipe, fit
@@ -70,7 +70,10 @@ class TopNMeanNormalizer:
 
 
 def flashdd_importance(top_n: int = 8) -> tp.importance.GroupMagnitudeImportance:
-    """Eq. 2: sum over all parameters of the group of ||w[k]||_1 (weights and biases), normalised."""
+    """Eq. 2: sum over all parameters of the group of ||w[k]||_1 (weights and biases), normalised.
+
+    torch-pruning 1.6.1 scores conv, linear and BatchNorm parameters only: a ConvNet's instance-norm
+    affine parameters are pruned with their channels (its InstanceNormPruner) but add nothing to the score."""
     return tp.importance.GroupMagnitudeImportance(
         p=1, group_reduction="sum", normalizer=TopNMeanNormalizer(top_n), bias=True
     )
@@ -125,7 +128,7 @@ def _meta_pruner(model: nn.Module, cfg: PruneConfig, ratio: float, resolution: i
             model, example, importance=flashdd_importance(cfg.top_n), global_pruning=True,
             iterative_steps=1, iterative_pruning_ratio_scheduler=lambda r, s: [0.0, ratio],
             pruning_ratio=ratio, max_pruning_ratio=cfg.max_pruning_ratio,
-            ignored_layers=[model.fc], round_to=cfg.round_to,
+            ignored_layers=[architecture_of(model.arch).classifier(model)], round_to=cfg.round_to,
         )
 
 
@@ -145,9 +148,10 @@ def prune_chain(
     (architecture widths + safetensors) in out_dir/step-XX. Stops after the first member whose
     top-1 is at or below `stop_below` (tau(D_S)). Finished members are reused on a rerun with the
     same config and `inputs` (JSON naming the teacher and data; any change starts a new chain)."""
-    if not isinstance(teacher, ResNet):
-        raise FlashDDError(f"the pruning chain starts from one ResNet teacher, got {type(teacher).__name__}; "
-                           "give an ensemble's strongest member as --teacher (an ensemble can still label "
+    family = architecture_of(getattr(teacher, "arch", {}))
+    if not family.prunable:
+        raise FlashDDError(f"the pruning chain starts from one network torch-pruning can thin, got a {family.name!r} "
+                           "teacher; give an ensemble's strongest member as --teacher (an ensemble can still label "
                            "students through `flashdd-zoo evaluate --labeler`).")
     out_dir, dev = Path(out_dir), pick_device(device)
     mean, std = dataset.spec.mean, dataset.spec.std
@@ -167,7 +171,7 @@ def prune_chain(
             previous = load_checkpoint(members[-1].path)[0] if members else copy.deepcopy(teacher)
             model = prepare_model(previous, dev).requires_grad_(True)  # labelers arrive frozen
             step_pruner(model, cfg, ratios[step], reference, dataset.resolution).step()
-            model.arch = arch_of(model)
+            model.arch = family.read_arch(model)
             model.train()
             fit(model, train, dataset, recipe, dev)  # parameters were replaced: fresh optimizer
             top1 = top1_accuracy(model, val, mean, std, dev)

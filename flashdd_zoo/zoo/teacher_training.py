@@ -1,4 +1,4 @@
-"""Train a ResNet-18 teacher fast: data resident on the device as uint8, batched augmentation,
+"""Train a teacher (ResNet-18, ConvNet-Dn, any registered network) fast: data resident on the device as uint8, batched augmentation,
 bf16 autocast and channels_last on CUDA, checkpoints along the trajectory, resumable."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..data.registry import Dataset
 from ..errors import FlashDDError
 from ..exporters import export_labeler
 from ..kinds import TEACHER
-from ..models import build_model, resnet18_arch
+from ..models import DEFAULT_SINGLE, build_model, full_architecture
 from .augment import random_resized_crop, random_translate_flip
 from .checkpoints import load_checkpoint, read_checkpoint_meta, restore_optimizer, save_checkpoint
 from .runtime import autocast, generator, param_groups, pick_device, prepare_model, progress, seed_everything, top1_accuracy
@@ -35,13 +35,26 @@ class TeacherRecipe:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     warmup_epochs: float = 1.0
-    width_scale: float = 1.0  # 1.0 = ResNet-18; smaller only for quick CPU runs
+    width_scale: float = 1.0  # 1.0 = the full network; smaller only for quick CPU runs
     seed: int = 0
     stem: str | None = None  # "cifar" (3x3/1) or "imagenet" (7x7/2 + pool); None: the dataset's default
     holdout_per_class: int = 0  # training images per class kept out for accuracy-reading choices
+    network: str = DEFAULT_SINGLE.name  # a name from models.network_names()
 
     def stem_for(self, dataset: Dataset) -> str:
         return self.stem or dataset.spec.stem
+
+    def architecture(self, dataset: Dataset) -> dict:
+        return full_architecture(self.network, dataset.num_classes, self.stem_for(dataset), dataset.resolution,
+                                 self.width_scale)
+
+    def to_json(self) -> dict:
+        """The recipe as checkpoints and build keys record it; the default network is left out, so runs and
+        build stages recorded before the field existed still resume."""
+        doc = dataclasses.asdict(self)
+        if doc["network"] == DEFAULT_SINGLE.name:
+            del doc["network"]
+        return doc
 
     def lr_at(self, step: int, steps_per_epoch: int) -> float:
         warm = self.warmup_epochs * steps_per_epoch
@@ -58,6 +71,7 @@ class TeacherResult:
     train_seconds: float
     checkpoints: dict[int, Path]
     resumed_from_epoch: int  # 0 for a fresh run
+    images_per_second: float = 0.0  # training throughput over every epoch, resumed ones included
 
 
 def augment_for_training(x: torch.Tensor, resolution: int, g: torch.Generator) -> torch.Tensor:
@@ -87,7 +101,7 @@ def train_teacher(
     val = val if val is not None else load_split(dataset, dataset.val_split())
     mean, std = dataset.spec.mean, dataset.spec.std
     seed_everything(recipe.seed)
-    model = prepare_model(build_model(resnet18_arch(dataset.num_classes, recipe.stem_for(dataset), recipe.width_scale)), dev)
+    model = prepare_model(build_model(recipe.architecture(dataset)), dev)
     optimizer = _sgd(model, recipe)
     start_epoch, seconds = _resume(out_dir / "last", recipe, model, optimizer, dev)
     images, labels = train.images.to(dev), train.labels.to(dev)
@@ -102,7 +116,7 @@ def train_teacher(
             t0 = time.perf_counter()
             loss = _train_epoch(model, optimizer, images, labels, recipe, epoch, steps, dataset, dev)
             seconds += time.perf_counter() - t0
-            meta = {"epoch": epoch + 1, "recipe": dataclasses.asdict(recipe), "train_seconds": seconds,
+            meta = {"epoch": epoch + 1, "recipe": recipe.to_json(), "train_seconds": seconds,
                     "dataset": dataset.name, "metrics": {"train_loss": loss}}
             if epoch + 1 in checkpoint_epochs:
                 top1 = top1_accuracy(model, val, mean, std, dev)
@@ -116,14 +130,14 @@ def train_teacher(
         kind=TEACHER.name, class_names=dataset.class_names, resolution=dataset.resolution,
         mean=mean, std=std, sample_images=val.spread(32),
         lineage={"dataset": dataset.name, "val_split": dataset.val_split(), "teacher": "trained by flashdd-zoo",
-                 "recipe": dataclasses.asdict(recipe)},
+                 "recipe": recipe.to_json()},
         metrics={"teacher_top1": top1, "full_teacher_top1": top1, "train_seconds": seconds,
                  "train_epochs": recipe.epochs},
     )
     (out_dir / "teacher_report.json").write_text(json.dumps(
         {"top1": top1, "train_seconds": seconds, "epochs": recipe.epochs,
          "checkpoints": {str(k): str(v) for k, v in sorted(saved.items())}}, indent=2) + "\n")
-    return TeacherResult(labeler, top1, seconds, saved, start_epoch)
+    return TeacherResult(labeler, top1, seconds, saved, start_epoch, len(train) * recipe.epochs / max(seconds, 1e-9))
 
 
 def fit(model, train: ImageSet, dataset: Dataset, recipe: TeacherRecipe, dev: torch.device) -> float:
@@ -169,7 +183,7 @@ def _resume(last: Path, recipe, model, optimizer, dev) -> tuple[int, float]:
     if not (last / "checkpoint.json").is_file():
         return 0, 0.0
     meta = read_checkpoint_meta(last)
-    if meta.get("recipe") != dataclasses.asdict(recipe):
+    if meta.get("recipe") != recipe.to_json():
         raise FlashDDError(
             f"{last.parent} holds a teacher run with a different recipe {meta.get('recipe')}; "
             "use another --out folder, or delete it to start over."

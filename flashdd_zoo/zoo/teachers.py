@@ -38,8 +38,8 @@ def load_teacher(source: str | Path, num_classes: int) -> Teacher:
 
     if is_checkpoint(path):
         model, meta = load_checkpoint(path)
-        _check_classes(model.fc.out_features, num_classes, path)
-        return Teacher(model, f"checkpoint:{path.name}", meta.get("metrics", {}),
+        _check_classes(model.arch["num_classes"], num_classes, path)
+        return Teacher(model, f"checkpoint:{path.name}", {**meta.get("metrics", {}), "epoch": meta.get("epoch")},
                        (meta.get("recipe") or {}).get("holdout_per_class"))
     raise ArtifactError(
         f"cannot load a teacher from {path}: expected a torchvision ResNet-18 .pth state dict, a "

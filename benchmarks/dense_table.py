@@ -1,0 +1,132 @@
+"""Issue 12's table on this CPU: one D_S, one student protocol, four sources of labels, the same seeds.
+
+    python benchmarks/dense_table.py --distilled DS --teacher T --dense D --capacity-build B \
+        --out runs/dense-cifar10-ipc10 --record dense-cifar10-ipc10-cpu
+
+Rows: hard labels only; LADD dense labels (D, made from the early-stage labeler E); online soft labels
+from the full teacher T (tau(D_S)) and from the capacity-matched labeler the build B selected. Each row
+is cached per seed in OUT/<row>-seed<s>.json with the settings that made it, so a rerun resumes at the
+first unfinished seed. Storage is measured as LADD does: the label file against the zip-compressed uint8 images, at the
+native 32 px and with the images upsampled to 128 px (the labels do not grow with the resolution).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import zipfile
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from flashdd_zoo import load_dense_labels
+from flashdd_zoo.atomic import atomic_write_text
+from flashdd_zoo.data import load_split, resolve_dataset
+from flashdd_zoo.results import write_result
+from flashdd_zoo.zoo.distilled import load_distilled
+from flashdd_zoo.zoo.evaluate import EvalProtocol, evaluate
+from flashdd_zoo.zoo.teachers import load_teacher
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def zip_bytes(images: torch.Tensor) -> int:
+    """Bytes of the uint8 images (N, C, H, W), one array per image, in a deflated zip (LADD's measure)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for i, img in enumerate(images):
+            z.writestr(f"{i:05d}.npy", np.ascontiguousarray(img.numpy()).tobytes())
+    return len(buf.getvalue())
+
+
+def upsampled(images: torch.Tensor, size: int) -> torch.Tensor:
+    x = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def row(out: Path, name: str, settings: dict, seeds: tuple[int, ...], run) -> dict:
+    """One row over `seeds`, each seed cached in OUT/<name>-seed<s>.json with the settings that made it (a rerun
+    reuses finished seeds and trains the rest); `run(seeds)` returns an EvalResult."""
+    runs = []
+    for seed in seeds:
+        path = out / f"{name}-seed{seed}.json"
+        doc = json.loads(path.read_text()) if path.is_file() else None
+        if doc is None or doc.get("settings") != settings:
+            r = run((seed,)).runs[0]
+            doc = {"settings": settings, "top1": r.top1, "label_seconds": r.label_seconds, "seconds": r.seconds}
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+        runs.append(doc)
+    top1s = [d["top1"] for d in runs]
+    summary = {"top1s": top1s, "top1_mean": statistics.fmean(top1s),
+               "top1_std": statistics.stdev(top1s) if len(top1s) > 1 else 0.0,
+               "label_seconds": [d["label_seconds"] for d in runs]}
+    print(f"{name}: {summary['top1_mean']:.2f} ± {summary['top1_std']:.2f} over seeds {list(seeds)}")
+    return summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="cifar10")
+    ap.add_argument("--distilled", type=Path, required=True)
+    ap.add_argument("--teacher", type=Path, required=True, help="the full teacher (labeler folder)")
+    ap.add_argument("--dense", type=Path, required=True, help="dense labels made from the early-stage labeler")
+    ap.add_argument("--capacity-build", type=Path, required=True, help="a build folder (build-report.json)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--record", default=None)
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--student", default="convnet-d3")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    ds = resolve_dataset(args.dataset)
+    d_s, val = load_distilled(args.distilled, ds), load_split(ds, ds.val_split())
+    dense = load_dense_labels(args.dense)
+    dense.check_distilled(args.distilled, ds)
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    soft = EvalProtocol(epochs=args.epochs, student=args.student)
+    hard = replace(soft, loss="ce")
+    capacity = json.loads((args.capacity_build / "build-report.json").read_text())["labeler_dir"]
+    common = {"distilled": str(args.distilled), "device": args.device}
+
+    def online(source: Path | str):
+        net = load_teacher(source, ds.num_classes).model.eval()
+        return lambda s: evaluate(d_s, net, ds, val, soft, s, args.device)
+
+    rows = {
+        "hard": row(args.out, "hard", {**common, "protocol": asdict(hard)}, seeds,
+                    lambda s: evaluate(d_s, None, ds, val, hard, s, args.device)),
+        "dense": row(args.out, "dense", {**common, "protocol": asdict(hard), "dense": str(args.dense)}, seeds,
+                     lambda s: evaluate(d_s, None, ds, val, hard, s, args.device, dense=dense)),
+        "online_tau": row(args.out, "online_tau", {**common, "protocol": asdict(soft), "labeler": str(args.teacher)},
+                          seeds, online(args.teacher)),
+        "online_capacity": row(args.out, "online_capacity", {**common, "protocol": asdict(soft), "labeler": capacity},
+                               seeds, online(capacity)),
+    }
+    dense_bytes = (args.dense / "labels.safetensors").stat().st_size
+    image_bytes, image_bytes_128 = zip_bytes(d_s.images), zip_bytes(upsampled(d_s.images, 128))
+    metrics = {
+        "dense_bytes": dense_bytes, "image_bytes": image_bytes, "storage_pct": 100 * dense_bytes / image_bytes,
+        "image_bytes_128": image_bytes_128, "storage_pct_128": 100 * dense_bytes / image_bytes_128,
+        "student_top1_mean": rows["dense"]["top1_mean"], "student_top1_std": rows["dense"]["top1_std"],
+        "dense_label_seconds": statistics.fmean(rows["dense"]["label_seconds"]),
+        "hard_top1_mean": rows["hard"]["top1_mean"], "hard_top1_std": rows["hard"]["top1_std"],
+        "online_tau_mean": rows["online_tau"]["top1_mean"], "online_tau_std": rows["online_tau"]["top1_std"],
+        "online_capacity_mean": rows["online_capacity"]["top1_mean"],
+        "online_capacity_std": rows["online_capacity"]["top1_std"],
+        "labeler_epoch": int(dense.config.lineage.get("labeler_epoch") or 0),
+        "seeds": len(seeds), "epochs": args.epochs,
+    }
+    print(json.dumps(metrics, indent=2))
+    if args.record:
+        print(f"recorded {write_result(RESULTS, args.record, metrics)}")
+
+
+if __name__ == "__main__":
+    main()
