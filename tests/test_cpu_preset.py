@@ -125,7 +125,8 @@ def test_student_stem_follows_the_protocol(cifar10, monkeypatch):
     import flashdd_zoo.zoo.evaluate as evaluate_module
 
     stems, real = [], evaluate_module.build_student
-    monkeypatch.setattr(evaluate_module, "build_student", lambda name, n, stem, *rest: stems.append(stem) or real(name, n, stem, *rest))
+    monkeypatch.setattr(evaluate_module, "build_student",
+                        lambda name, n, stem, *rest: stems.append(stem) or real(name, n, stem, *rest))
     tiny = load_split(cifar10, "train", max_per_class=1)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
     for stem in ("imagenet", None):
