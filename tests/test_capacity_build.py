@@ -309,3 +309,47 @@ def test_build_settings_that_cannot_work_are_refused_up_front(tmp_path):
         with pytest.raises(FlashDDError, match=option):
             check_config(with_overrides(cfg, **overrides))
     check_config(cfg)  # the preset itself is valid
+
+
+@pytest.mark.slow
+def test_build_record_writes_the_reports_numbers_as_a_result(clean_smoke, tmp_path, monkeypatch):
+    """`build --record NAME --record-tau NAME2` on a copy of the finished smoke build (every stage
+    reused): benchmarks/results/NAME.json under the working directory, with the required keys and
+    the numbers read here from the report, the labeler's files and metrics.json."""
+    import re
+
+    from conftest import run_cli
+
+    out = tmp_path / "zoo-out"
+    shutil.copytree(clean_smoke, out, symlinks=True)
+    monkeypatch.chdir(tmp_path)
+    args = ["build", "--preset", "smoke", "--device", "cpu", "--out", str(out), "--record", "smoke-rec",
+            "--record-tau", "smoke-tau"]
+    monkeypatch.setattr(sys, "argv", ["flashdd-zoo", *args])  # as the console script sees it
+    res = run_cli(*args)
+    report = json.loads((out / "build-report.json").read_text())
+    assert {"teacher", "distilled", "tau", "chain"} <= set(report["stages"]["reused"])
+    results = tmp_path / "benchmarks" / "results"
+    assert sorted(p.name for p in results.iterdir()) == ["smoke-rec.json", "smoke-tau.json"]  # no curve: no png
+    assert f"recorded {Path('benchmarks/results/smoke-rec.json')}" in res.stdout
+
+    doc = json.loads((results / "smoke-rec.json").read_text())
+    assert set(doc) == {"name", "device", "date", "command", "git_commit", "metrics"} and doc["name"] == "smoke-rec"
+    assert doc["command"] == "flashdd-zoo " + " ".join(args)
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", doc["git_commit"]) and doc["device"].startswith("CPU")
+    labeler = Path(report["labeler_dir"])
+    metrics = json.loads((labeler / "metrics.json").read_text())
+    m = doc["metrics"]
+    assert m["labeler_params"] == metrics["params"] == count_params(load_labeler(labeler).net)
+    assert m["labeler_bytes"] == (labeler / "model.safetensors").stat().st_size
+    assert m["teacher_params"] == report["teacher"]["params"]
+    assert m["param_ratio"] == pytest.approx(metrics["params"] / report["teacher"]["params"])
+    assert m["labeler_gflops"] == pytest.approx(metrics["gflops"])
+    assert (m["tau_mean"], m["tau_std"]) == (report["tau"]["top1_mean"], report["tau"]["top1_std"])
+    assert (m["student_top1_mean"], m["student_top1_std"]) == (report["student"]["top1_mean"], report["student"]["top1_std"])
+    assert m["seeds"] == len(report["student"]["top1s"]) and m["build_seconds"] == report["build_seconds"]
+    assert not any(k.startswith(("best_member", "selection_regret", "ddranking")) for k in m)  # no curve, no --label-robust
+
+    tau = json.loads((results / "smoke-tau.json").read_text())
+    assert tau["metrics"] == {"top1_mean": report["tau"]["top1_mean"], "top1_std": report["tau"]["top1_std"],
+                              "seeds": len(report["tau"]["top1s"])}
