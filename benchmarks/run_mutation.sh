@@ -10,8 +10,10 @@
 #       # recorded as .mutation/results/mutation-score-partial.json, never as the benchmark's result
 #
 # mutmut runs in a copy of the working tree (.mutation/, git-ignored), so the checkout's own
-# pyproject.toml stays the one configuration; a rerun resumes there (mutmut keeps the verdicts of
-# functions that did not change). Environment: PYTHON (default .venv/bin/python, whose bin/ holds
+# pyproject.toml stays the one configuration. Every run starts from fresh mutants: mutmut keeps a
+# verdict until the mutated *function* changes, so after a test was added or strengthened an old
+# "survived" would stand. MUTATION_RESUME=1 keeps the previous run's verdicts (only to finish an
+# interrupted run with the tests unchanged). Environment: PYTHON (default .venv/bin/python, whose bin/ holds
 # mutmut: pip install -e ".[dev,mutation]"), MUTATION_CHILDREN (parallel mutants, default: cores),
 # FLASHDD_DATA_ROOT (default ../shared/data).
 set -euo pipefail
@@ -63,6 +65,7 @@ open(path, "w").write(text)
 PY
 fi
 
+[ "${MUTATION_RESUME:-0}" = 1 ] || rm -rf "$WORK/mutants"
 cd "$WORK"
 nice -n "${MUTATION_NICE:-10}" "$MUTMUT" run --max-children "${MUTATION_CHILDREN:-$(nproc)}"
 cd "$ROOT"
