@@ -27,6 +27,7 @@ from flashdd_zoo.zoo.capacity import (
     assign_phases,
     dis_from_losses,
     inflection_zeta,
+    mean_dis,
     select_capacity,
     select_over_chain,
 )
@@ -79,6 +80,53 @@ def test_dis_zeta_and_selection_on_recorded_curves():
     assert select_capacity(params, top1, dict(enumerate(dis)), 95.5, 70.0, SelectionConfig(gamma=5.0)).chosen == 2
     none = select_capacity(params, [60.0] * 6, dict(enumerate(dis)), 95.5, 70.0, SelectionConfig())
     assert none.chosen is None and "full teacher" in none.reason
+
+
+def test_dis_needs_two_epochs_of_positive_loss():
+    """Dis = (L_first - L_last) / L_first over the window; the window is cut to the run's length."""
+    assert dis_from_losses([2.0, 1.0], window=2) == pytest.approx(0.5)  # the shortest valid window
+    assert dis_from_losses([0.8, 0.0, 0.4], window=2) == pytest.approx(1.0)  # a first loss below 1, a zero later
+    assert dis_from_losses([4.0, 3.0, 2.0], window=10) == pytest.approx(0.5)  # window longer than the run
+    for losses, window in (([2.0], 5), ([2.0, 1.0], 1), ([0.0, 1.0], 2), ([-1.0, -2.0], 2)):
+        with pytest.raises(ValueError, match=r"Dis needs at least 2 epochs of positive loss, got \["):
+            dis_from_losses(losses, window)
+    mean, std = mean_dis([[2.0, 1.0, 0.5], [4.0, 1.0, 0.0]], window=2)  # Dis 0.5 and 0.75
+    assert (mean, std) == (pytest.approx(0.625), pytest.approx(0.1767767, rel=1e-6))  # stdev = 0.25 / sqrt 2
+    assert mean_dis([[2.0, 1.0]], window=2) == (pytest.approx(0.5), 0.0)
+
+
+def test_zeta_edge_cases_by_hand():
+    # fewer than 3 members: no curvature, zeta is the smallest Dis and every candidate passes
+    assert inflection_zeta([100, 10], [0.4, 0.2]) == (0.2, None)
+    assert inflection_zeta([100], [0.3]) == (0.3, None)
+    # params 10^3..10^7 (log-sizes 3..7, evenly spaced) and dyadic Dis: second derivative -1/16, -1/16,
+    # -1/32, then exactly 0 twice. A zero is no sign change, so there is no inflection
+    assert inflection_zeta([10**k for k in range(3, 8)], [0.125, 0.375, 0.5, 0.625, 0.75]) == (0.125, None)
+    # uneven log-sizes: the derivative is taken against log10(size), and the first sign change is
+    # between the two largest members (at the second of them)
+    params, dis = [2215829, 3889768, 4490480, 4952226, 6178737], [0.12, 0.93, 0.11, 0.05, 0.04]
+    assert inflection_zeta(params, dis) == (0.93, 1)
+    assert inflection_zeta(params[::-1], dis[::-1]) == (0.93, 3)  # order of the inputs does not matter
+
+
+def test_selection_fields_and_tolerance_on_recorded_curves():
+    params = [5_000_000, 2_500_000, 1_200_000, 600_000, 300_000, 150_000]
+    dis = [0.30, 0.33, 0.38, 0.45, 0.47, 0.38 - 1e-12]  # the last equals zeta up to rounding: it passes
+    top1 = [95.2, 93.0, 91.0, 88.0, 80.0, 75.0]
+    sel = select_capacity(params, top1, dict(enumerate(dis)), 95.5, 70.0, SelectionConfig(gamma=0.05))
+    assert (sel.zeta, sel.zeta_index) == (0.38, 2)
+    assert set(sel.scores) == {2, 3, 4, 5} and sel.chosen == 4
+    assert sel.reason == "argmax Dis + 0.05 * Acc over 4 members with Dis >= zeta"
+    # two more free reductions in front: the candidates start at the last phase-1 member (index 2),
+    # and zeta's index is the member's index in the chain, not in the candidate list
+    params2, top12 = [20_000_000, 10_000_000, *params[:5]], [95.5, 95.4, *top1[:5]]
+    dis2 = dict(enumerate([0.10, 0.20, 0.30, 0.33, 0.38, 0.45, 0.47]))
+    sel2 = select_capacity(params2, top12, dis2, 95.5, 70.0, SelectionConfig(gamma=0.05))
+    assert sel2.phase == [1, 1, 1, 2, 2, 2, 2] and sel2.candidates == [2, 3, 4, 5, 6]
+    assert (sel2.zeta, sel2.zeta_index) == (0.38, 4) and set(sel2.scores) == {4, 5, 6} and sel2.chosen == 6
+    none = select_capacity(params, [60.0] * 6, dict(enumerate(dis)), 95.5, 70.0, SelectionConfig())
+    assert none.candidates == [] and none.scores == {} and (none.zeta, none.zeta_index) == (None, None)
+    assert none.reason == "no pruned member stays above tau(D_S): keep the full teacher"
 
 
 def test_selection_over_a_chain_follows_algorithm_1_by_hand():
@@ -309,3 +357,47 @@ def test_build_settings_that_cannot_work_are_refused_up_front(tmp_path):
         with pytest.raises(FlashDDError, match=option):
             check_config(with_overrides(cfg, **overrides))
     check_config(cfg)  # the preset itself is valid
+
+
+@pytest.mark.slow
+def test_build_record_writes_the_reports_numbers_as_a_result(clean_smoke, tmp_path, monkeypatch):
+    """`build --record NAME --record-tau NAME2` on a copy of the finished smoke build (every stage
+    reused): benchmarks/results/NAME.json under the working directory, with the required keys and
+    the numbers read here from the report, the labeler's files and metrics.json."""
+    import re
+
+    from conftest import run_cli
+
+    out = tmp_path / "zoo-out"
+    shutil.copytree(clean_smoke, out, symlinks=True)
+    monkeypatch.chdir(tmp_path)
+    args = ["build", "--preset", "smoke", "--device", "cpu", "--out", str(out), "--record", "smoke-rec",
+            "--record-tau", "smoke-tau"]
+    monkeypatch.setattr(sys, "argv", ["flashdd-zoo", *args])  # as the console script sees it
+    res = run_cli(*args)
+    report = json.loads((out / "build-report.json").read_text())
+    assert {"teacher", "distilled", "tau", "chain"} <= set(report["stages"]["reused"])
+    results = tmp_path / "benchmarks" / "results"
+    assert sorted(p.name for p in results.iterdir()) == ["smoke-rec.json", "smoke-tau.json"]  # no curve: no png
+    assert f"recorded {Path('benchmarks/results/smoke-rec.json')}" in res.stdout
+
+    doc = json.loads((results / "smoke-rec.json").read_text())
+    assert set(doc) == {"name", "device", "date", "command", "git_commit", "metrics"} and doc["name"] == "smoke-rec"
+    assert doc["command"] == "flashdd-zoo " + " ".join(args)
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", doc["git_commit"]) and doc["device"].startswith("CPU")
+    labeler = Path(report["labeler_dir"])
+    metrics = json.loads((labeler / "metrics.json").read_text())
+    m = doc["metrics"]
+    assert m["labeler_params"] == metrics["params"] == count_params(load_labeler(labeler).net)
+    assert m["labeler_bytes"] == (labeler / "model.safetensors").stat().st_size
+    assert m["teacher_params"] == report["teacher"]["params"]
+    assert m["param_ratio"] == pytest.approx(metrics["params"] / report["teacher"]["params"])
+    assert m["labeler_gflops"] == pytest.approx(metrics["gflops"])
+    assert (m["tau_mean"], m["tau_std"]) == (report["tau"]["top1_mean"], report["tau"]["top1_std"])
+    assert (m["student_top1_mean"], m["student_top1_std"]) == (report["student"]["top1_mean"], report["student"]["top1_std"])
+    assert m["seeds"] == len(report["student"]["top1s"]) and m["build_seconds"] == report["build_seconds"]
+    assert not any(k.startswith(("best_member", "selection_regret", "ddranking")) for k in m)  # no curve, no --label-robust
+
+    tau = json.loads((results / "smoke-tau.json").read_text())
+    assert tau["metrics"] == {"top1_mean": report["tau"]["top1_mean"], "top1_std": report["tau"]["top1_std"],
+                              "seeds": len(report["tau"]["top1s"])}

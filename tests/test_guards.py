@@ -43,3 +43,31 @@ def test_onnx_parity_check_catches_a_perturbed_file(tmp_path, small_net, cifar_v
         changed.fc.bias.add_(0.01)  # the torch side changed instead: the same check fails
     with pytest.raises(ExportError):
         check_parity(changed, tmp_path / "model.onnx", x)
+
+
+@pytest.mark.parametrize("dropped", ["model.onnx", "metrics.json", "model.safetensors"])
+def test_a_manifest_missing_a_required_file_is_refused(exported, tmp_path, dropped):
+    """The file is still on disk and every listed hash matches: only the manifest's list is short.
+    Loading, `flashdd-zoo info` and the Hub pull's check all refuse it."""
+    import json
+    import shutil
+
+    from conftest import run_cli
+
+    from flashdd_zoo import load_labeler
+    from flashdd_zoo.errors import ArtifactError
+    from flashdd_zoo.exporters.manifest import verify_manifest
+
+    folder = tmp_path / "short"
+    shutil.copytree(exported, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["files"][dropped]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    message = f"manifest.json does not list required file {dropped}"
+    with pytest.raises(ArtifactError, match=message):
+        load_labeler(folder)
+    res = run_cli("info", folder, check=False)
+    assert res.returncode == 1 and message in res.stderr
+    verify_manifest(folder)  # the listed files themselves are intact: the list is what is refused
+    with pytest.raises(ArtifactError, match=message):
+        verify_manifest(folder, required=("config.json", "model.safetensors", "model.onnx", "README.md", "metrics.json"))

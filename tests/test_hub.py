@@ -16,12 +16,14 @@ from click.testing import CliRunner
 from huggingface_hub import HfApi
 
 from flashdd_zoo import list_labelers, load_labeler
-from flashdd_zoo.errors import ArtifactError, HubError
+from flashdd_zoo.errors import ArtifactError, ArtifactPathError, HubError, HubInvalidId
 from flashdd_zoo.exporters import write_manifest
 from flashdd_zoo.exporters.publish import publish_labeler
 
 pytest.register_assert_rewrite("hub_fixtures")  # before the import below
 from hub_fixtures import ORG, TOKEN, finish, pull_in_subprocess, soft, subprocess_env  # noqa: E402
+
+from conftest import run_cli  # noqa: E402
 
 pytest_plugins = ["hub_fixtures"]
 
@@ -175,6 +177,53 @@ def test_cli_pull_refuses_a_file_altered_on_the_server(hub, hub_env, exported, f
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "model.safetensors does not match its sha256" in res.stderr
     assert "manifest sha256 verified" not in res.stdout
+
+
+def test_cli_pull_refuses_a_corrupted_cached_file_until_force_download(hub_env, published, fresh_cache):
+    """A cached blob with one bit flipped (same size, so only the sha256 can tell), pulled through the
+    CLI in-process: refused online and offline, with the repair command named; --force-download repairs."""
+    cache = fresh_cache / "hub"
+    pull = ["pull", f"{ORG}/lab", "--revision", "v1", "--cache-dir", cache]
+    folder = Path(run_cli(*pull).stdout.strip().splitlines()[-1])
+    blob = (folder / "model.onnx").resolve()
+    good = blob.read_bytes()
+    blob.write_bytes(good[:1000] + bytes([good[1000] ^ 1]) + good[1001:])
+    for extra in ([], ["--local-files-only"]):
+        res = run_cli(*pull, *extra, check=False)
+        assert res.returncode == 1 and "Traceback" not in res.stderr
+        assert "model.onnx does not match its sha256" in res.stderr and f"{ORG}/lab --revision v1 --force-download" in res.stderr
+        assert "manifest sha256 verified" not in res.stdout
+    fixed = run_cli(*pull, "--force-download")
+    assert "manifest sha256 verified" in fixed.stdout
+    assert (Path(fixed.stdout.strip().splitlines()[-1]) / "model.onnx").read_bytes() == good
+
+
+def test_manifest_listing_a_path_out_of_the_folder_is_refused_before_the_files_are_fetched(
+        hub, hub_env, exported, fresh_cache, tmp_path):
+    """The Hub download's listing step applies the local rule to the manifest it fetched first:
+    nothing it lists is downloaded (model files included) once one entry leads out of the folder."""
+    escape = tmp_path / "escape"
+    shutil.copytree(exported, escape)
+    manifest = json.loads((escape / "manifest.json").read_text())
+    manifest["files"]["../../../../outside.txt"] = {"sha256": "0" * 64, "bytes": 1}
+    (escape / "manifest.json").write_text(json.dumps(manifest))
+    api = HfApi()
+    api.create_repo(f"{ORG}/escape")
+    api.upload_folder(repo_id=f"{ORG}/escape", folder_path=escape)
+    refusal = r"lists '\.\./\.\./\.\./\.\./outside\.txt', a path outside the labeler folder"
+    start = len(hub.state.log)
+    with pytest.raises(ArtifactPathError, match=refusal):
+        load_labeler(f"{ORG}/escape", cache_dir=fresh_cache / "hub")
+    res = run_cli("pull", f"{ORG}/escape", "--cache-dir", fresh_cache / "hub-cli", check=False)
+    assert res.returncode == 1 and "a path outside the labeler folder" in res.stderr and "Traceback" not in res.stderr
+    fetched = [r.path for r in hub.state.log[start:] if r.method in ("GET", "HEAD") and "/resolve/" in r.path]
+    assert fetched and all(p.endswith(("/config.json", "/manifest.json")) for p in fetched), fetched
+    # a labeler name that leaves the repo is refused before any request
+    start = len(hub.state.log)
+    for name in ("../lab", "zoo/../../lab", "."):
+        with pytest.raises(HubInvalidId, match="must be a folder inside the repo"):
+            load_labeler(f"{ORG}/lab", name=name, cache_dir=fresh_cache / "hub")
+    assert hub.state.log[start:] == []
 
 
 def test_repo_and_revision_not_found(hub_env, published, fresh_cache):

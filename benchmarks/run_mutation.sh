@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Mutation benchmark (issue 19): mutmut 3 over the modules that guard users ([tool.mutmut] in
+# pyproject.toml), then benchmarks/results/mutation-score.json (killed / total per module and
+# overall, less the mutants listed in mutation-equivalents.toml). A benchmark, not a CI step: hours
+# on a 2-core CPU.
+#
+#   bash benchmarks/run_mutation.sh                      # the full benchmark -> mutation-score.json
+#   bash benchmarks/run_mutation.sh flashdd_zoo/zoo/capacity.py [tests/test_capacity_build.py ...]
+#       # a partial run: only the named module(s) mutated, optionally only the named test files;
+#       # recorded as .mutation/results/mutation-score-partial.json, never as the benchmark's result
+#
+# mutmut runs in a copy of the working tree (.mutation/, git-ignored), so the checkout's own
+# pyproject.toml stays the one configuration. Every run starts from fresh mutants: mutmut keeps a
+# verdict until the mutated *function* changes, so after a test was added or strengthened an old
+# "survived" would stand. MUTATION_RESUME=1 keeps the previous run's verdicts (only to finish an
+# interrupted run with the tests unchanged). Environment: PYTHON (default .venv/bin/python, whose bin/ holds
+# mutmut: pip install -e ".[dev,mutation]"), MUTATION_CHILDREN (parallel mutants, default: cores),
+# FLASHDD_DATA_ROOT (default ../shared/data).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PYTHON:-$ROOT/.venv/bin/python}
+MUTMUT=$(dirname "$PY")/mutmut
+[ -x "$MUTMUT" ] || { echo "no mutmut beside $PY: pip install -e '.[mutation]'" >&2; exit 2; }
+
+# Tests run inside mutants/, one level deeper than the checkout: ../shared/data does not resolve
+# from there, and the tests that need real data would skip (and kill nothing). Point at it, and
+# turn any such skip into a failure.
+DATA=${FLASHDD_DATA_ROOT:-$ROOT/../shared/data}
+[ -d "$DATA" ] || { echo "no data at $DATA (set FLASHDD_DATA_ROOT)" >&2; exit 2; }
+export FLASHDD_DATA_ROOT=$(cd "$DATA" && pwd) FLASHDD_REQUIRE_DATA=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+unset PYTHONPATH  # mutmut puts mutants/ first; a PYTHONPATH checkout would shadow it in subprocesses
+
+modules=() tests=()
+for arg in "$@"; do
+  case $arg in
+    tests/*) tests+=("$arg") ;;
+    flashdd_zoo/*.py) modules+=("$arg") ;;
+    *) echo "unknown argument $arg (expected flashdd_zoo/....py or tests/....py)" >&2; exit 2 ;;
+  esac
+done
+name=mutation-score out=$ROOT/benchmarks/results
+[ ${#modules[@]} -eq 0 ] && [ ${#tests[@]} -eq 0 ] || { name=mutation-score-partial out=$ROOT/.mutation/results; }
+
+# the working tree as it is (tracked and untracked, not ignored), without the long builds' state
+WORK=$ROOT/.mutation
+mkdir -p "$WORK"
+git ls-files -co --exclude-standard | grep -v '^benchmarks/work/' | tar cf - -T - | (cd "$WORK" && tar xf -)
+if [ ${#modules[@]} -gt 0 ] || [ ${#tests[@]} -gt 0 ]; then
+  "$PY" - "$WORK/pyproject.toml" "${#modules[@]}" "${modules[@]}" "${tests[@]}" <<'PY'
+import json, re, sys
+path, n = sys.argv[1], int(sys.argv[2])
+modules, tests = sys.argv[3:3 + n], sys.argv[3 + n:]
+text = open(path).read()
+def replace(key, values):
+    global text
+    text, k = re.subn(rf"^{key} = \[.*?^\]|^{key} = \[[^\n]*\]", f"{key} = {json.dumps(values)}", text, count=1, flags=re.M | re.S)
+    assert k == 1, key
+if modules:
+    replace("only_mutate", modules)
+if tests:
+    replace("pytest_add_cli_args_test_selection", tests)
+open(path, "w").write(text)
+PY
+fi
+
+[ "${MUTATION_RESUME:-0}" = 1 ] || rm -rf "$WORK/mutants"
+cd "$WORK"
+nice -n "${MUTATION_NICE:-10}" "$MUTMUT" run --max-children "${MUTATION_CHILDREN:-$(nproc)}"
+cd "$ROOT"
+"$PY" benchmarks/mutation_score.py "$WORK" --name "$name" --out "$out" --mutmut "$MUTMUT" \
+  --command "bash benchmarks/run_mutation.sh${*:+ $*}"
+if [ "$name" = mutation-score ]; then
+  "$PY" benchmarks/render_results.py  # RESULTS.md and the README list every recorded result
+fi
