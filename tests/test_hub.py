@@ -21,9 +21,8 @@ from flashdd_zoo.exporters import write_manifest
 from flashdd_zoo.exporters.publish import publish_labeler
 
 pytest.register_assert_rewrite("hub_fixtures")  # before the import below
-from hub_fixtures import ORG, TOKEN, finish, pull_in_subprocess, soft, subprocess_env  # noqa: E402
-
 from conftest import run_cli  # noqa: E402
+from hub_fixtures import ORG, TOKEN, finish, pull_in_subprocess, soft, subprocess_env  # noqa: E402
 
 pytest_plugins = ["hub_fixtures"]
 
