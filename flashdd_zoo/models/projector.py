@@ -14,7 +14,8 @@ from ..errors import ArtifactError
 from .architecture import Architecture
 
 LIBRARIES = ("open_clip", "timm", "flashdd-zoo")
-HEADS = ("text", "stored")
+HEAD_TEXT, HEAD_STORED = "text", "stored"  # recomputed from class names, or kept in head.safetensors
+HEADS = (HEAD_TEXT, HEAD_STORED)
 
 
 class Projector(Architecture):

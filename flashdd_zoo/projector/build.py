@@ -8,17 +8,15 @@ from typing import Any
 import torch
 
 from ..errors import ArtifactMismatchError
+from ..models.projector import HEAD_TEXT, PROJECTOR
 from .backbone import BackboneRef
 from .libraries import LIBRARY, TEMPLATES, Backbone
 from .network import InputAdapter, ProjectorNet
 
-NAME = "projector"
-HEAD_TEXT, HEAD_STORED = "text", "stored"  # recomputed from class names, or kept in head.safetensors
-
 
 def projector_arch(ref: BackboneRef, backbone: Backbone, num_classes: int, head: str, logit_scale: float,
                    conv_rank: int, head_rank: int) -> dict[str, Any]:
-    return {"name": NAME, "num_classes": int(num_classes), "backbone": ref.to_json(),
+    return {"name": PROJECTOR.name, "num_classes": int(num_classes), "backbone": ref.to_json(),
             "backbone_input": backbone.input_json(), "feature_dim": int(backbone.feature_dim), "head": head,
             **({"templates": TEMPLATES} if head == HEAD_TEXT else {}), "logit_scale": float(logit_scale),
             "lora": {"conv_rank": int(conv_rank), "head_rank": int(head_rank)}}

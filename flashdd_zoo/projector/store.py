@@ -17,8 +17,9 @@ from torch import nn
 
 from ..errors import ArtifactError, ArtifactMismatchError
 from ..exporters.weights import read_weights_header
+from ..models.projector import HEAD_STORED
 from .backbone import BackboneRef, resolve_weights
-from .build import HEAD_STORED, base_network, load_backbone, text_head
+from .build import base_network, load_backbone, text_head
 from .libraries import LIBRARY
 from .network import HEAD, ProjectorNet, check_ranks
 

@@ -26,8 +26,9 @@ from ..data.registry import Dataset
 from ..errors import ArgumentError
 from ..kinds import PROJECTOR
 from ..kinds.projector import SOFT_LABEL_EPOCHS
+from ..models.projector import HEAD_STORED, HEAD_TEXT
 from ..projector.backbone import BackboneRef, check_hash, parse_spec
-from ..projector.build import HEAD_STORED, HEAD_TEXT, base_network, projector_arch, text_head
+from ..projector.build import base_network, projector_arch, text_head
 from ..projector.libraries import LIBRARY, Backbone
 from ..projector.network import lora_config
 from ..projector.store import save_projector, stored_files
