@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ArtifactArgumentError
-from ..hub import looks_like_repo_id
 from ..runtime.labeler import Labeler
 from .hub import load_hub_labeler
 from .hub_index import list_labelers
 from .local import load_local_labeler
+from .source import local_or_repo
 
 __all__ = ["Labeler", "list_labelers", "load_labeler", "load_local_labeler"]
 
@@ -40,16 +39,8 @@ def load_labeler(
     """
     hub = dict(revision=revision, local_files_only=local_files_only, endpoint=endpoint, token=token,
                cache_dir=cache_dir, force_download=force_download)
-    local = Path(path_or_repo)
-    if isinstance(path_or_repo, Path) or local.is_dir():
-        given = sorted(k for k, v in hub.items() if v not in (None, False))
-        if given:
-            raise ArtifactArgumentError(f"{', '.join(given)} only apply to Hub repo ids; {local} is a local folder.")
-        return load_local_labeler(local / name if name else local, **runtime)
-    if looks_like_repo_id(str(path_or_repo)):
-        return load_hub_labeler(str(path_or_repo), name=name, **hub, **runtime)
-    raise ArtifactArgumentError(
-        f"{str(path_or_repo)!r} is neither a labeler folder on this machine nor a Hub repo id "
-        "(ORG/NAME). Check the path, or pass the repo id as the Hub shows it, e.g. "
-        "flashdd/resnet18-imagenet1k-ipc10-pruned."
-    )
+    source = local_or_repo(path_or_repo, name, hub, "labeler folder", " Check the path, or pass the repo id as the Hub "
+                           "shows it, e.g. flashdd/resnet18-imagenet1k-ipc10-pruned.")
+    if isinstance(source, Path):
+        return load_local_labeler(source, **runtime)
+    return load_hub_labeler(source, name=name, **hub, **runtime)

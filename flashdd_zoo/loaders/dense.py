@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..dense.store import DenseLabels, read_dense
-from ..errors import ArtifactArgumentError, ArtifactError
-from ..hub import looks_like_repo_id
+from ..errors import ArtifactError
+from .source import local_or_repo
 
 
 def load_dense_labels(
@@ -30,16 +30,10 @@ def load_dense_labels(
 
     hub = dict(revision=revision, local_files_only=local_files_only, endpoint=endpoint, token=token,
                cache_dir=cache_dir, force_download=force_download)
-    local = Path(path_or_repo)
-    if isinstance(path_or_repo, Path) or local.is_dir():
-        given = sorted(k for k, v in hub.items() if v not in (None, False))
-        if given:
-            raise ArtifactArgumentError(f"{', '.join(given)} only apply to Hub repo ids; {local} is a local folder.")
-        return read_dense(local / name if name else local)
-    if not looks_like_repo_id(str(path_or_repo)):
-        raise ArtifactArgumentError(f"{str(path_or_repo)!r} is neither a dense-label folder on this machine nor a "
-                                    "Hub repo id (ORG/NAME).")
-    folder = download_labeler(str(path_or_repo), name=name, **hub)
+    source = local_or_repo(path_or_repo, name, hub, "dense-label folder")
+    if isinstance(source, Path):
+        return read_dense(source)
+    folder = download_labeler(source, name=name, **hub)
     try:
         return read_dense(folder)
     except ArtifactError as e:
