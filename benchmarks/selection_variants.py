@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flashdd_zoo.zoo.capacity import SelectionConfig, select_capacity  # noqa: E402
+from flashdd_zoo.zoo.capacity import SelectionConfig, select_over_chain  # noqa: E402
 
 
 def relative(curve: list[float], window: int) -> float:
@@ -64,9 +64,9 @@ def choose(report: dict, variant: Variant) -> int | None:
     chain = report["chain"]
     dis = {int(i): variant.sign * sum(variant.dis(c, min(window, len(c))) for c in rec["curves"]) / len(rec["curves"])
            for i, rec in report["dis"].items()}
-    seen = chain[: max(dis) + 2] if dis else chain[:1]
-    sel = select_capacity([m["params"] for m in seen], [m["top1"] for m in seen], dis,
-                          report["teacher"]["choice_top1"], choice_tau(report), cfg)
+    # the build's own wiring, with this variant's Dis of the members the build measured
+    sel, _ = select_over_chain(chain, lambda m: {"dis_mean": dis[chain.index(m)]},
+                               full_top1=report["teacher"]["choice_top1"], tau=choice_tau(report), cfg=cfg)
     if variant.smallest and sel.scores:
         return min(sel.scores, key=lambda i: chain[i]["params"])
     return sel.chosen
