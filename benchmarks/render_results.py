@@ -76,14 +76,16 @@ def render_real_data(results_dir: Path = RESULTS_DIR) -> str:
         lines += ["No capacity result on real data recorded yet (`bash benchmarks/run_cpu_cifar10.sh`).", ""]
     else:
         lines += ["| set | tau(D_S) | selected labeler: % of params | its students | best point: % of params | "
-                  "its students | regret | label time teacher / labeler | seeds |", "|---|---|---|---|---|---|---|---|---|"]
+                  "its students | regret | label time teacher / labeler | seeds | measured on |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for name, label, doc in rows:
             m = doc["metrics"]
             lines.append(
                 f"| {label} (`{name}`) | {m['tau_mean']:.2f} ± {m['tau_std']:.2f} | {100 * m['param_ratio']:.2f}% | "
                 f"{m['student_top1_mean']:.2f} ± {m['student_top1_std']:.2f} | {100 * m['best_member_param_ratio']:.2f}% | "
                 f"{m['best_member_top1_mean']:.2f} | {m['selection_regret']:.2f} | "
-                f"{m['label_seconds_teacher']:.1f} s / {m['label_seconds_labeler']:.1f} s | {_value(m['seeds'])} |")
+                f"{m['label_seconds_teacher']:.1f} s / {m['label_seconds_labeler']:.1f} s | {_value(m['seeds'])} | "
+                f"{_cell(doc['device'])}, {doc['date']} |")
         lines.append("")
         lines += [f"![{name}](benchmarks/results/{name}-curve.png)" for name, _, _ in rows
                   if (results_dir / f"{name}-curve.png").is_file()]
