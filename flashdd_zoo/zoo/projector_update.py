@@ -61,9 +61,9 @@ def update_images(features: nn.Module, data: ImageSet, mean, std, settings: Upda
         for step in range(settings.steps + 1):
             loss = patch_loss(features, x, mean, std, settings.factor)
             if step == 0:
-                before += float(loss) * len(batch)
+                before += loss.item() * len(batch)
             if step == settings.steps:
-                after += float(loss) * len(batch)
+                after += loss.item() * len(batch)
                 break
             opt.zero_grad(set_to_none=True)
             loss.backward()
