@@ -11,6 +11,7 @@ import click
 
 from ..artifact import read_config, read_metrics
 from ..models import DEFAULT_SINGLE, network_names
+from ..models.resnet import STEMS
 from .common import console, data_root_option, friendly_errors, number_list
 
 RESULTS_DIR = Path("benchmarks/results")
@@ -22,7 +23,7 @@ record_option = click.option(
 )
 device_option = click.option("--device", default=None, help="cuda, cuda:1 or cpu (default: cuda if present).")
 stem_option = click.option(
-    "--stem", type=click.Choice(["cifar", "imagenet"]), default=None,
+    "--stem", type=click.Choice(STEMS), default=None,
     help="ResNet stem: cifar (3x3/1, no pool) or imagenet (7x7/2 + max-pool; about 17x cheaper at 32 px). "
          "Default: cifar up to 64 px, else imagenet.")
 network_option = click.option(
@@ -133,7 +134,7 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
               help="rded: RDED's half cosine (lr ends at lr/2); cosine: decays to 0.")
 @click.option("--student", default=DEFAULT_SINGLE.name, show_default=True,
               help=f"{', '.join(network_names())} or any torchvision classification model name.")
-@click.option("--student-stem", type=click.Choice(["cifar", "imagenet"]), default=None,
+@click.option("--student-stem", type=click.Choice(STEMS), default=None,
               help="The student ResNet's stem (default: the dataset's; the cpu preset's students use imagenet).")
 @click.option("--out", "report", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the full report (top-1 per seed, loss curves) as JSON.")
