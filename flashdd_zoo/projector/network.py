@@ -48,6 +48,13 @@ class ProjectorNet(nn.Module):
             self.head.weight.copy_(head_weight)
         self.logit_scale = float(logit_scale)
 
+    def train(self, mode: bool = True) -> "ProjectorNet":
+        """The encoder is frozen: it stays in eval mode (fixed BatchNorm statistics) whatever a caller
+        sets; a batch in train mode would otherwise overwrite the foundation model's running stats."""
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The encoder's embedding of labeler-normalised images (what HeLIO's image update matches)."""
         return self.encoder(self.adapt(x))

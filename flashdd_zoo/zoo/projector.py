@@ -141,12 +141,20 @@ def train_adapter(model: nn.Module, teachers: list[nn.Module], train: ImageSet, 
             x = _flip(normalize(train.images[idx], mean, std))
             with torch.no_grad():
                 target = torch.stack([t(x) for t in teachers]).mean(0)
-            logits = model(x)
-            loss = F.mse_loss(logits, target) + settings.lam * F.cross_entropy(logits, train.labels[idx])
+            loss = projector_loss(model(x), target, train.labels[idx], settings.lam)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+
+
+def projector_loss(logits: torch.Tensor, target: torch.Tensor, labels: torch.Tensor, lam: float) -> torch.Tensor:
+    """HeLIO's MSE(f(x), weak teachers' mean) + lambda * CE, with the MSE on logits less their per-image
+    mean. Softmax ignores that offset, but a cosine head cannot give the teachers' offset (its logits
+    are scale * cosines, all positive for ReLU features), and MSE on raw logits spends the adapter on
+    it: measured, one epoch on the teacher's own logits took an 83.5% head to 46.3%."""
+    centred = [z - z.mean(dim=1, keepdim=True) for z in (logits, target)]
+    return F.mse_loss(*centred) + lam * F.cross_entropy(logits, labels)
 
 
 def _flip(x: torch.Tensor) -> torch.Tensor:
