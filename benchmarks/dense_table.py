@@ -1,10 +1,11 @@
 """Issue 12's table on this CPU: one D_S, one student protocol, four sources of labels, the same seeds.
 
-    python benchmarks/dense_table.py --distilled DS --teacher T --dense D --capacity-build B \
-        --out runs/dense-cifar10-ipc10 --record dense-cifar10-ipc10-cpu
+    python benchmarks/dense_table.py --build B --teacher T --dense D \
+        --out benchmarks/work/dense-cifar10-ipc10 --record dense-cifar10-ipc10-cpu
 
-Rows: hard labels only; LADD dense labels (D, made from the early-stage labeler E); online soft labels
-from the full teacher T (tau(D_S)) and from the capacity-matched labeler the build B selected. Each row
+On the D_S of build B (its build-report.json), with B's student protocol: hard labels only; LADD
+dense labels (D, made from an early-stage labeler); online soft labels from the full teacher T
+(tau(D_S)) and from the capacity-matched labeler B selected. Each row
 is cached per seed in OUT/<row>-seed<s>.json with the settings that made it, so a rerun resumes at the
 first unfinished seed. Storage is measured as LADD does: the label file against the zip-compressed uint8 images, at the
 native 32 px and with the images upsampled to 128 px (the labels do not grow with the resolution).
@@ -72,28 +73,26 @@ def row(out: Path, name: str, settings: dict, seeds: tuple[int, ...], run) -> di
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", default="cifar10")
-    ap.add_argument("--distilled", type=Path, required=True)
+    ap.add_argument("--build", type=Path, required=True,
+                    help="a build folder: its D_S, student protocol and selected labeler (build-report.json)")
     ap.add_argument("--teacher", type=Path, required=True, help="the full teacher (labeler folder)")
     ap.add_argument("--dense", type=Path, required=True, help="dense labels made from the early-stage labeler")
-    ap.add_argument("--capacity-build", type=Path, required=True, help="a build folder (build-report.json)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--record", default=None)
-    ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--student", default="convnet-d3")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
-    ds = resolve_dataset(args.dataset)
-    d_s, val = load_distilled(args.distilled, ds), load_split(ds, ds.val_split())
+    report = json.loads((args.build / "build-report.json").read_text())
+    distilled, capacity = Path(report["distilled"]["path"]), report["labeler_dir"]
+    ds = resolve_dataset(report["dataset"])
+    d_s, val = load_distilled(distilled, ds), load_split(ds, ds.val_split())
     dense = load_dense_labels(args.dense)
-    dense.check_distilled(args.distilled, ds)
+    dense.check_distilled(distilled, ds)
     seeds = tuple(int(s) for s in args.seeds.split(","))
-    soft = EvalProtocol(epochs=args.epochs, student=args.student)
+    soft = EvalProtocol(**report["config"]["protocol"])
     hard = replace(soft, loss="ce")
-    capacity = json.loads((args.capacity_build / "build-report.json").read_text())["labeler_dir"]
-    common = {"distilled": str(args.distilled), "device": args.device}
+    common = {"distilled": str(distilled), "device": args.device}
 
     def online(source: Path | str):
         net = load_teacher(source, ds.num_classes).model.eval()
@@ -121,7 +120,7 @@ def main() -> None:
         "online_capacity_mean": rows["online_capacity"]["top1_mean"],
         "online_capacity_std": rows["online_capacity"]["top1_std"],
         "labeler_epoch": int(dense.config.lineage.get("labeler_epoch") or 0),
-        "seeds": len(seeds), "epochs": args.epochs,
+        "seeds": len(seeds), "epochs": soft.epochs,
     }
     print(json.dumps(metrics, indent=2))
     if args.record:
