@@ -1,11 +1,12 @@
 """The table of run_cpu_projector.sh: full teacher, pruned labeler and projector on one D_S, same seeds.
 
-    python benchmarks/projector_table.py runs/projector-cifar10-ipc10 --teacher T --pruned P \
+    python benchmarks/projector_table.py benchmarks/work/projector-cifar10-ipc10 --teacher T --pruned P \
         [--record projector-cifar10-ipc10-cpu]
 
-Reads the evaluate reports (eval-teacher.json, eval-pruned.json, eval-projector.json,
-eval-updated.json: the projector on the Eq. 7-updated D_S) and the stored bytes of each labeler
-(the projector stores its adapter and head only; the others their weights file).
+Reads the evaluate reports, one per row and seed (eval-teacher-seed0.json, ..., eval-updated-seedN.json:
+"updated" is the projector on the Eq. 7-updated D_S), and the stored bytes of each labeler (the
+projector stores its adapter and head only; the others their weights file). Only the seeds every
+row has are used, so a table of an unfinished run still compares like with like.
 """
 
 from __future__ import annotations
@@ -32,6 +33,22 @@ def stored_bytes(folder: Path) -> int:
     return (folder / "model.safetensors").stat().st_size
 
 
+def seed_runs(out: Path) -> dict[str, dict]:
+    """Per row: the student runs of the seeds that every row has finished, with their mean and spread."""
+    runs = {who: {r["seed"]: r for p in sorted(out.glob(f"eval-{who}-seed*.json"))
+                  for r in json.loads(p.read_text())["runs"]} for who, _ in ROWS}
+    seeds = sorted(set.intersection(*(set(r) for r in runs.values())))
+    if not seeds:
+        sys.exit(f"{out}: no seed has a report for every row ({', '.join(w for w, _ in ROWS)}); run the table stage.")
+    evals = {}
+    for who, by_seed in runs.items():
+        chosen = [by_seed[s] for s in seeds]
+        top1s = [r["top1"] for r in chosen]
+        evals[who] = {"runs": chosen, "top1_mean": statistics.fmean(top1s),
+                      "top1_std": statistics.stdev(top1s) if len(top1s) > 1 else 0.0}
+    return evals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
@@ -39,7 +56,7 @@ def main() -> None:
     parser.add_argument("--pruned", type=Path, required=True)
     parser.add_argument("--record", metavar="NAME")
     args = parser.parse_args()
-    evals = {who: json.loads((args.out / f"eval-{who}.json").read_text()) for who, _ in ROWS}
+    evals = seed_runs(args.out)
     folders = {"teacher": args.teacher, "pruned": args.pruned, "projector": args.out / "projector",
                "updated": args.out / "projector"}
     label = {who: statistics.fmean(r["label_seconds"] for r in e["runs"]) for who, e in evals.items()}

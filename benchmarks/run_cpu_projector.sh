@@ -7,10 +7,15 @@
 # No pretrained foundation model can be fetched here, so the stand-in "foundation" backbone is a
 # ResNet-18 (ImageNet stem) trained on a *different* real set: Imagenette, resized to 32 px. The
 # projector (LoRA rank 8 on its convolutions, a full-rank head update) is learnt on CIFAR-10's
-# training split from weak teachers: the epoch-1 and epoch-2 checkpoints of a short CIFAR-10 teacher
+# training split from weak teachers: the epoch-1 and epoch-2 checkpoints of a 3-epoch CIFAR-10 teacher
 # run. D_S and the pruned labeler come from the IPC 10 curve build (run_cpu_cifar10.sh ipc10 first).
-# Every stage resumes or is skipped when its output exists; the table stage records
-# projector-cifar10-ipc10-cpu (benchmarks/projector_table.py).
+#
+# Work lives in benchmarks/work/projector-cifar10-ipc10 and is committed as it lands
+# (benchmarks/commit_work.sh): the backbone's and weak teachers' weights (not their optimiser
+# state), the projector, the updated D_S and one evaluate report per row and seed. Every stage
+# resumes or is skipped when its output exists, so a session that ends mid-way loses at most one
+# student; the table stage records projector-cifar10-ipc10-cpu (benchmarks/projector_table.py).
+# The weak stage needs only the epoch-1 and epoch-2 checkpoints: it stops once they exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGES="backbone weak projector update table"
@@ -22,34 +27,47 @@ fi
 PY=${PY:-.venv/bin/python}
 ZOO="$PY -m flashdd_zoo"
 BUILD=${BUILD:-benchmarks/work/cifar10-cpu-ipc10}   # the IPC 10 curve build (D_S, selected labeler)
-OUT=runs/projector-cifar10-ipc10
+OUT=benchmarks/work/projector-cifar10-ipc10
 TEACHER=${TEACHER:-benchmarks/teachers/cifar10-cpu-teacher}
-SEEDS=${SEEDS:-0,1,2}
+SEEDS=${SEEDS:-0 1 2}
+# Sized for this CPU (ResNet-18 at 32 px trains at about 50-70 images/s on the slowest 2-core machine
+# seen): two passes over 1,500 training images per class.
+PROJECTOR_EPOCHS=${PROJECTOR_EPOCHS:-2}
+PROJECTOR_PER_CLASS=${PROJECTOR_PER_CLASS:-1500}
+BACKBONE=$OUT/imagenette32-backbone
+WEAK=$OUT/cifar10-weak/checkpoints
 case "$STAGE" in
 backbone)  # Imagenette at 32 px, as an ImageFolder tree; then the stand-in foundation backbone
+    [ -f $BACKBONE/last/checkpoint.json ] && [ -f $BACKBONE/teacher_report.json ] && { echo "backbone: done"; exit 0; }
     $PY benchmarks/resize_folder.py "${FLASHDD_DATA_ROOT:-../shared/data}/imagenette-128" runs/imagenette-32 --size 32
-    $ZOO train-teacher --dataset folder:runs/imagenette-32 --out runs/imagenette32-backbone --epochs 15 --stem imagenet \
-        --device cpu ;;
+    $ZOO train-teacher --dataset folder:runs/imagenette-32 --out $BACKBONE --epochs 15 --stem imagenet --device cpu ;;
 weak)  # weak teachers: early checkpoints of one short CIFAR-10 run that never sees the held-out slice
-    $ZOO train-teacher --dataset cifar10 --out runs/cifar10-weak --epochs 3 --checkpoint-epochs 1,2 --stem imagenet \
-        --holdout-per-class 500 --device cpu ;;
-projector)
-    [ -d $OUT/projector ] || $ZOO projector --dataset cifar10 --backbone flashdd-zoo:runs/imagenette32-backbone/teacher \
-        --weak-teachers runs/cifar10-weak/checkpoints/epoch-0001 --weak-teachers runs/cifar10-weak/checkpoints/epoch-0002 \
-        --epochs 3 --out $OUT/projector ;;
+    [ -f $WEAK/epoch-0002/checkpoint.json ] && { echo "weak: done"; exit 0; }
+    $ZOO train-teacher --dataset cifar10 --out $OUT/cifar10-weak --epochs 3 --checkpoint-epochs 1,2 --stem imagenet \
+        --holdout-per-class 500 --device cpu &
+    pid=$!
+    while kill -0 $pid 2>/dev/null && [ ! -f $WEAK/epoch-0002/checkpoint.json ]; do sleep 10; done
+    kill -TERM $pid 2>/dev/null || true; wait $pid || true
+    [ -f $WEAK/epoch-0002/checkpoint.json ] ;;
+projector)  # the backbone is the final epoch of its run (last/: weights, with the optimiser state left out of git)
+    [ -f $OUT/projector/manifest.json ] || $ZOO projector --dataset cifar10 --backbone flashdd-zoo:$BACKBONE/last \
+        --weak-teachers $WEAK/epoch-0001 --weak-teachers $WEAK/epoch-0002 \
+        --epochs $PROJECTOR_EPOCHS --train-per-class $PROJECTOR_PER_CLASS --out $OUT/projector ;;
 update)  # HeLIO Eq. 7 on D_S's images, with the projector's encoder
     [ -d $OUT/distilled-updated ] || $ZOO projector-update --distilled "$BUILD/work/distilled" --labeler $OUT/projector \
         --dataset cifar10 --out $OUT/distilled-updated ;;
-table)  # every soft-label source on the same D_S with the same seeds and protocol, in this one run
-    for who in teacher pruned projector updated; do
-        case $who in
-        teacher) labeler=$TEACHER; ds="$BUILD/work/distilled" ;;
-        pruned) labeler=$(ls -d "$BUILD"/*-pruned | head -1); ds="$BUILD/work/distilled" ;;
-        projector) labeler=$OUT/projector; ds="$BUILD/work/distilled" ;;
-        updated) labeler=$OUT/projector; ds=$OUT/distilled-updated ;;
-        esac
-        [ -f $OUT/eval-$who.json ] || $ZOO evaluate --dataset cifar10 --distilled "$ds" --labeler "$labeler" \
-            --seeds "$SEEDS" --student-stem imagenet --device cpu --out $OUT/eval-$who.json
+table)  # every soft-label source on the same D_S with the same seeds and protocol, one report per seed
+    for seed in $SEEDS; do
+        for who in teacher pruned projector updated; do
+            case $who in
+            teacher) labeler=$TEACHER; ds="$BUILD/work/distilled" ;;
+            pruned) labeler=$(ls -d "$BUILD"/*-pruned | head -1); ds="$BUILD/work/distilled" ;;
+            projector) labeler=$OUT/projector; ds="$BUILD/work/distilled" ;;
+            updated) labeler=$OUT/projector; ds=$OUT/distilled-updated ;;
+            esac
+            [ -f $OUT/eval-$who-seed$seed.json ] || $ZOO evaluate --dataset cifar10 --distilled "$ds" --labeler "$labeler" \
+                --seeds "$seed" --student-stem imagenet --device cpu --out $OUT/eval-$who-seed$seed.json
+        done
     done
     $PY benchmarks/projector_table.py $OUT --teacher $TEACHER --pruned "$(ls -d "$BUILD"/*-pruned | head -1)" \
         --record projector-cifar10-ipc10-cpu ;;
