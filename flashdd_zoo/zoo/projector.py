@@ -2,7 +2,8 @@
 
 Frozen backbone + head (text-initialised with open_clip, else class-mean features, then stored),
 LoRA from peft on the encoder's convolutions and the head, trained with
-MSE(f(x), mean of the weak teachers' logits) + lambda * CE(f(x), y) on the training split.
+MSE(f(x), mean of the weak teachers' logits) + lambda * CE(f(x), y) on the training split (the MSE on
+logits less their per-image mean: see projector_loss).
 """
 
 from __future__ import annotations
