@@ -264,3 +264,15 @@ def test_a_projector_learnt_from_its_own_backbones_teacher_keeps_its_accuracy(ci
     (teacher,) = metrics["weak_teacher_top1s"]
     assert teacher > 70
     assert metrics["teacher_top1"] >= teacher - 8, metrics
+
+
+def test_train_mode_never_reaches_the_frozen_encoders_batchnorm():
+    from flashdd_zoo.projector.network import InputAdapter, ProjectorNet
+
+    encoder = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+    adapt = InputAdapter((8, 8), (0.5,) * 3, (0.25,) * 3, (8, 8), (0.5,) * 3, (0.25,) * 3)
+    net = ProjectorNet(adapt, encoder, torch.eye(4)[:2], 10.0).train()
+    stats = encoder[1].running_mean.clone()
+    net(torch.randn(5, 3, 8, 8))
+    assert net.training and not encoder.training and not encoder[1].training
+    assert torch.equal(encoder[1].running_mean, stats)
