@@ -15,6 +15,7 @@ import argparse
 import json
 import statistics
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,18 +36,17 @@ def stored_bytes(folder: Path) -> int:
 
 def seed_runs(out: Path) -> dict[str, dict]:
     """Per row: the student runs of the seeds that every row has finished, with their mean and spread."""
-    runs = {who: {r["seed"]: r for p in sorted(out.glob(f"eval-{who}-seed*.json"))
-                  for r in json.loads(p.read_text())["runs"]} for who, _ in ROWS}
+    from flashdd_zoo.zoo.evaluate import EvalProtocol, EvalResult, StudentRun
+
+    reports = {who: [json.loads(p.read_text()) for p in sorted(out.glob(f"eval-{who}-seed*.json"))] for who, _ in ROWS}
+    runs = {who: {r["seed"]: r for doc in docs for r in doc["runs"]} for who, docs in reports.items()}
     seeds = sorted(set.intersection(*(set(r) for r in runs.values())))
     if not seeds:
         sys.exit(f"{out}: no seed has a report for every row ({', '.join(w for w, _ in ROWS)}); run the table stage.")
-    evals = {}
-    for who, by_seed in runs.items():
-        chosen = [by_seed[s] for s in seeds]
-        top1s = [r["top1"] for r in chosen]
-        evals[who] = {"runs": chosen, "top1_mean": statistics.fmean(top1s),
-                      "top1_std": statistics.stdev(top1s) if len(top1s) > 1 else 0.0}
-    return evals
+    results = {who: EvalResult([StudentRun(**runs[who][s]) for s in seeds], EvalProtocol(**reports[who][0]["protocol"]))
+               for who in runs}
+    return {who: {"runs": [asdict(r) for r in e.runs], "top1_mean": e.top1_mean, "top1_std": e.top1_std}
+            for who, e in results.items()}
 
 
 def main() -> None:
