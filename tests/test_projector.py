@@ -276,3 +276,27 @@ def test_train_mode_never_reaches_the_frozen_encoders_batchnorm():
     net(torch.randn(5, 3, 8, 8))
     assert net.training and not encoder.training and not encoder[1].training
     assert torch.equal(encoder[1].running_mean, stats)
+
+
+def test_a_checkpoint_backbone_needs_no_dataset_once_trained(cifar10, tmp_path):
+    """The Imagenette-32 stand-in backbone of issue 11's evidence is a checkpoint of a folder set
+    that does not outlive its session: the checkpoint itself must say what input it expects."""
+    from PIL import Image
+
+    from flashdd_zoo.data.registry import IMAGENET_MEAN, IMAGENET_STD
+    from flashdd_zoo.projector.backbone import parse_spec
+    from flashdd_zoo.projector.libraries import Zoo
+
+    folder = tmp_path / "pets"
+    for split, n in (("train", 4), ("val", 2)):
+        part = load_split(cifar10, "train" if split == "train" else "test", max_per_class=n, seed=7)
+        for i, (img, label) in enumerate(zip(part.images, part.labels)):
+            if int(label) < 2:
+                (folder / split / f"c{int(label)}").mkdir(parents=True, exist_ok=True)
+                pixels = (img.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+                Image.fromarray(pixels).save(folder / split / f"c{int(label)}" / f"{i}.png")
+    run_cli("train-teacher", "--dataset", f"folder:{folder}", "--out", tmp_path / "run", "--epochs", "1",
+            "--width-scale", "0.25", "--device", "cpu")
+    shutil.rmtree(folder)
+    inp = Zoo().reference(parse_spec(f"flashdd-zoo:{tmp_path / 'run' / 'last'}"))["input"]
+    assert inp == {"size": [32, 32], "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}  # a folder set's

@@ -112,6 +112,10 @@ class Dataset:
     def resolution(self) -> int:
         return self.spec.resolution
 
+    def input_json(self) -> dict:
+        """What a network trained on this set expects: size and normalisation, as JSON."""
+        return {"size": [self.resolution] * 2, "mean": list(self.spec.mean), "std": list(self.spec.std)}
+
     def split_dir(self, split: str) -> Path:
         """Folder of one split; a tree with class folders at its top is a single split 'all'."""
         if self.path is None:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..errors import ArgumentError, ArtifactError
+from ..errors import ArgumentError, ArtifactError, DataError
 from .backbone import BackboneRef, Spec
 
 TEMPLATES = "OPENAI_IMAGENET_TEMPLATES"  # open_clip.zero_shot_metadata's CLIP prompt templates
@@ -174,8 +174,14 @@ def _zoo_network(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
         return labeler.net, {"size": list(inp.size), "mean": list(inp.mean), "std": list(inp.std)}
     if is_checkpoint(folder):
         net, meta = load_checkpoint(folder)
-        spec = resolve_dataset(meta["dataset"], need_files=False).spec
-        return net, {"size": [spec.resolution] * 2, "mean": list(spec.mean), "std": list(spec.std)}
+        if "input" in meta:
+            return net, meta["input"]
+        try:  # a checkpoint written before checkpoints recorded their input: ask its dataset
+            return net, resolve_dataset(meta["dataset"], need_files=False).input_json()
+        except DataError as e:
+            raise ArtifactError(f"{folder} does not record its input size and normalisation, and its dataset "
+                                f"cannot tell them ({e}); make that dataset available again, or retrain it with this "
+                                "version (checkpoints now record both).") from e
     raise ArgumentError(f"{folder} is neither a flashdd-zoo labeler folder nor a training checkpoint folder.")
 
 

@@ -117,7 +117,7 @@ def train_teacher(
             loss = _train_epoch(model, optimizer, images, labels, recipe, epoch, steps, dataset, dev)
             seconds += time.perf_counter() - t0
             meta = {"epoch": epoch + 1, "recipe": recipe.to_json(), "train_seconds": seconds,
-                    "dataset": dataset.name, "metrics": {"train_loss": loss}}
+                    "dataset": dataset.name, "input": dataset.input_json(), "metrics": {"train_loss": loss}}
             if epoch + 1 in checkpoint_epochs:
                 top1 = top1_accuracy(model, val, mean, std, dev)
                 path = out_dir / "checkpoints" / f"epoch-{epoch + 1:04d}"
