@@ -300,3 +300,17 @@ def test_a_checkpoint_backbone_needs_no_dataset_once_trained(cifar10, tmp_path):
     shutil.rmtree(folder)
     inp = Zoo().reference(parse_spec(f"flashdd-zoo:{tmp_path / 'run' / 'last'}"))["input"]
     assert inp == {"size": [32, 32], "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}  # a folder set's
+
+
+def test_a_held_out_slice_is_kept_out_of_training_and_measures_the_projector(exported, cifar10, tmp_path):
+    from flashdd_zoo.data import training_split
+
+    out = tmp_path / "held-projector"
+    run_cli("projector", "--dataset", "cifar10", "--backbone", f"flashdd-zoo:{exported}", "--conv-rank", "4",
+            "--weak-teachers", exported, "--holdout-per-class", "500", "--out", out, *TRAIN, "--val-per-class", "20")
+    lineage = json.loads((out / "config.json").read_text())["lineage"]
+    assert lineage["val_split"] == "holdout" and lineage["recipe"]["train_images"] == 30
+    held = training_split(cifar10, 500)[1].per_class(20)  # the slice the weak teachers' run held out, 20 a class
+    logits = load_labeler(out)(normalize(held.images, cifar10.spec.mean, cifar10.spec.std))
+    top1 = 100 * (logits.argmax(1) == held.labels).float().mean().item()
+    assert json.loads((out / "metrics.json").read_text())["teacher_top1"] == pytest.approx(top1, abs=1e-6)

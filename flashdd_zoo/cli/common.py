@@ -44,6 +44,11 @@ data_root_option = click.option(
     help="Folder holding the datasets (default: $FLASHDD_DATA_ROOT, else ../shared/data).",
 )
 
+holdout_option = click.option(
+    "--holdout-per-class", type=int, default=None,
+    help="Training images per class held out of training, fine-tunes and RDED's pool; accuracy-reading "
+         "choices (capacity selection) use them instead of the test split.")
+
 
 def number_list(text: str | None, convert: type, option: str) -> tuple | None:
     """'1,2,3' -> (1, 2, 3) with `convert` applied to each item; None stays None, '' is ()."""

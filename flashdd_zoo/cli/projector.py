@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..kinds import PROJECTOR
-from .common import console, data_root_option, friendly_errors
+from .common import console, data_root_option, friendly_errors, holdout_option
 
 
 @click.command(PROJECTOR.name)
@@ -27,23 +27,31 @@ from .common import console, data_root_option, friendly_errors
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--ipc", type=int, default=10, show_default=True, help="IPC of the sets it labels (for the soft-label size).")
 @click.option("--train-per-class", type=int, default=None, help="Use at most this many training images per class.")
-@click.option("--val-per-class", type=int, default=None, help="Measure top-1 on at most this many per class.")
+@click.option("--val-per-class", type=int, default=None,
+              help="Measure top-1 on at most this many per class (of the held-out slice where one is kept).")
+@holdout_option
 @click.option("--name", default=None, help="Labeler name (default BACKBONE-DATASET-ipcN-projector).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @friendly_errors
 def projector_cmd(dataset_name, data_root, spec, weak, out_dir, conv_rank, head_rank, lam, epochs, batch_size, lr,
-                  ipc, train_per_class, val_per_class, name, seed):
+                  ipc, train_per_class, val_per_class, holdout_per_class, name, seed):
     """Learn a LoRA projector (HeLIO) on a frozen backbone from the mean of weak teachers' logits; store the adapter only."""
-    from ..data import load_split, resolve_dataset
+    from ..data import load_split, resolve_dataset, training_split
+    from ..data.images import HELD_OUT_SPLIT
     from ..zoo.projector import ProjectorSettings, build_projector
 
     dataset = resolve_dataset(dataset_name, data_root)
-    train = load_split(dataset, dataset.spec.train_split, max_per_class=train_per_class, seed=seed)
-    val = load_split(dataset, dataset.val_split(), max_per_class=val_per_class)
+    # the weak teachers' run holds the same slice out (same seed): the projector never trains on it either
+    train, held = training_split(dataset, holdout_per_class or 0)
+    train = train.per_class(train_per_class, seed=seed) if train_per_class else train
+    if held is None:
+        val, val_split = load_split(dataset, dataset.val_split(), max_per_class=val_per_class), dataset.val_split()
+    else:
+        val, val_split = (held.per_class(val_per_class) if val_per_class else held), HELD_OUT_SPLIT
     settings = ProjectorSettings(conv_rank=conv_rank, head_rank=head_rank, lam=lam, epochs=epochs,
                                  batch_size=batch_size, lr=lr, ipc=ipc, seed=seed)
-    r = build_projector(spec, list(weak), dataset, train, val, out_dir, settings, name=name)
-    console.print(f"projector top-1 {r.top1:.2f}% (weak teachers {', '.join(f'{t:.2f}%' for t in r.weak_top1s)}), "
+    r = build_projector(spec, list(weak), dataset, train, val, out_dir, settings, name=name, val_split=val_split)
+    console.print(f"projector top-1 on {val_split} {r.top1:.2f}% (weak teachers {', '.join(f'{t:.2f}%' for t in r.weak_top1s)}), "
                   f"{r.stored_bytes:,} bytes stored = {100 * r.stored_bytes / r.teacher_bytes:.2f}% of the teacher's "
                   f"{r.teacher_bytes:,}, {r.train_seconds:.0f} s -> {r.folder}")
 

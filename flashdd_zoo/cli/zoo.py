@@ -12,7 +12,7 @@ import click
 from ..artifact import read_config, read_metrics
 from ..models import DEFAULT_SINGLE, network_names
 from ..models.resnet import STEMS
-from .common import console, data_root_option, friendly_errors, number_list
+from .common import console, data_root_option, friendly_errors, holdout_option, number_list
 
 RESULTS_DIR = Path("benchmarks/results")
 
@@ -29,10 +29,6 @@ stem_option = click.option(
 network_option = click.option(
     "--network", type=click.Choice(network_names()), default=DEFAULT_SINGLE.name, show_default=True,
     help="The teacher's network (ConvNet-Dn: width 128, instance norm, as DC and DD-Ranking use).")
-holdout_option = click.option(
-    "--holdout-per-class", type=int, default=None,
-    help="Training images per class held out of training, fine-tunes and RDED's pool; accuracy-reading "
-         "choices (capacity selection) use them instead of the test split.")
 
 
 @click.command("train-teacher")

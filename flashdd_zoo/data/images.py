@@ -142,6 +142,7 @@ def split_files(dataset: Dataset, split: str, max_per_class: int | None = None, 
 
 
 HOLDOUT_SEED = 0  # one held-out slice per (dataset, size), whatever the teacher's own seed
+HELD_OUT_SPLIT = "holdout"  # how reports and cards name that slice
 
 
 def training_split(dataset: Dataset, holdout_per_class: int = 0, max_per_class: int | None = None

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..artifact import WEIGHTS, read_config, read_metrics
-from ..data.images import ImageSet, draw_training_subset, load_split, training_split
+from ..data.images import HELD_OUT_SPLIT, ImageSet, draw_training_subset, load_split, training_split
 from ..data.registry import Dataset, resolve_dataset
 from ..errors import FlashDDError
 from ..exporters import export_labeler
@@ -63,7 +63,7 @@ class BuildContext:
         return self.holdout if self.holdout is not None else self.val
 
     def extra_sets(self) -> dict[str, ImageSet]:
-        return {HOLDOUT: self.holdout} if self.holdout is not None else {}
+        return {HELD_OUT_SPLIT: self.holdout} if self.holdout is not None else {}
 
     def distilled(self, d_s: dict) -> ImageSet:
         """D_S decoded once per build (keyed by its hash), shared by every evaluation stage."""
@@ -288,7 +288,7 @@ def _reference_stage(ctx: BuildContext, labeler_path: str | None, d_s: dict, nam
 
 def _on_choice_set(evaluation: dict) -> float:
     """A student evaluation's mean top-1 where Algorithm 1 reads accuracies."""
-    return evaluation[HOLDOUT]["top1_mean"] if HOLDOUT in evaluation else evaluation["top1_mean"]
+    return evaluation[HELD_OUT_SPLIT]["top1_mean"] if HELD_OUT_SPLIT in evaluation else evaluation["top1_mean"]
 
 
 def _student_stage_name(member: dict) -> str:
@@ -369,8 +369,6 @@ def _export_stage(ctx: BuildContext, report: dict, chosen_path: str, chosen: dic
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-HOLDOUT = "holdout"
 
 
 def _splits(ctx: BuildContext) -> dict:

@@ -62,8 +62,10 @@ class ProjectorResult:
 
 
 def build_projector(spec_text: str, weak: list[str | Path], dataset: Dataset, train: ImageSet, val: ImageSet,
-                    out: str | Path, settings: ProjectorSettings, name: str | None = None) -> ProjectorResult:
-    """Train the adapter on `train`, measure it on `val` and export the projector folder at `out` (atomically)."""
+                    out: str | Path, settings: ProjectorSettings, name: str | None = None,
+                    val_split: str | None = None) -> ProjectorResult:
+    """Train the adapter on `train`, measure it on `val` (the split named `val_split`, by default the
+    dataset's validation split) and export the projector folder at `out` (atomically)."""
     if not weak:
         raise ArgumentError("give at least one weak teacher (--weak-teachers): early checkpoints of one teacher run.")
     torch.manual_seed(settings.seed)
@@ -84,7 +86,7 @@ def build_projector(spec_text: str, weak: list[str | Path], dataset: Dataset, tr
     config = LabelerConfig.create(  # validated before any training
         name=name or PROJECTOR.default_name(arch, dataset.slug, settings.ipc), kind=PROJECTOR.name, architecture=arch,
         class_names=list(dataset.class_names), resolution=dataset.resolution, mean=mean, std=std,
-        lineage={"dataset": dataset.name, "val_split": dataset.val_split(), "ipc": settings.ipc,
+        lineage={"dataset": dataset.name, "val_split": val_split or dataset.val_split(), "ipc": settings.ipc,
                  "teacher": f"mean of {len(teachers)} weak teachers", "weak_teachers": [t.source for t in teachers],
                  "recipe": {**vars(settings), "head_rank": head_rank, "train_images": len(train)}})
     peft_model = _with_lora(net, settings.conv_rank, head_rank, ref.pin)
