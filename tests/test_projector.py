@@ -313,4 +313,7 @@ def test_a_held_out_slice_is_kept_out_of_training_and_measures_the_projector(exp
     held = training_split(cifar10, 500)[1].per_class(20)  # the slice the weak teachers' run held out, 20 a class
     logits = load_labeler(out)(normalize(held.images, cifar10.spec.mean, cifar10.spec.std))
     top1 = 100 * (logits.argmax(1) == held.labels).float().mean().item()
-    assert json.loads((out / "metrics.json").read_text())["teacher_top1"] == pytest.approx(top1, abs=1e-6)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["teacher_top1"] == pytest.approx(top1, abs=1e-6)
+    # one epoch: its curve point is the same network before merging (a merge may move one image of 200)
+    assert len(metrics["top1_by_epoch"]) == 1 and metrics["top1_by_epoch"][0] == pytest.approx(top1, abs=0.5)

@@ -33,7 +33,7 @@ from ..projector.build import base_network, projector_arch, text_head
 from ..projector.libraries import LIBRARY, Backbone
 from ..projector.network import lora_config
 from ..projector.store import save_projector, stored_files
-from .runtime import top1_accuracy
+from .runtime import progress, top1_accuracy
 from .teachers import load_teacher
 
 FLOAT32_BYTES = 4
@@ -91,12 +91,12 @@ def build_projector(spec_text: str, weak: list[str | Path], dataset: Dataset, tr
                  "recipe": {**vars(settings), "head_rank": head_rank, "train_images": len(train)}})
     peft_model = _with_lora(net, settings.conv_rank, head_rank, ref.pin)
     start = time.perf_counter()
-    train_adapter(peft_model, [t.model.eval() for t in teachers], train, mean, std, settings)
+    curve = train_adapter(peft_model, [t.model.eval() for t in teachers], train, val, mean, std, settings)
     seconds = time.perf_counter() - start
     cpu = torch.device("cpu")
     weak_top1s = [top1_accuracy(t.model, val, mean, std, cpu) for t in teachers]
     folder, stored, top1 = _export(peft_model, config, head if head_kind == HEAD_STORED else None, val, teachers[0].model,
-                                   seconds, weak_top1s, Path(out))
+                                   seconds, weak_top1s, curve, Path(out))
     return ProjectorResult(folder, top1, weak_top1s, stored, _weights_bytes(teachers[0].model), seconds)
 
 
@@ -131,24 +131,32 @@ def _with_lora(net: nn.Module, conv_rank: int, head_rank: int, pin: str) -> nn.M
         return get_peft_model(net, lora_config(net, conv_rank, head_rank))
 
 
-def train_adapter(model: nn.Module, teachers: list[nn.Module], train: ImageSet, mean, std,
-                  settings: ProjectorSettings) -> None:
-    """AdamW on the LoRA matrices only; the frozen backbone stays in eval mode (its BatchNorm statistics fixed)."""
+def train_adapter(model: nn.Module, teachers: list[nn.Module], train: ImageSet, val: ImageSet, mean, std,
+                  settings: ProjectorSettings, show_progress: bool = True) -> list[float]:
+    """AdamW on the LoRA matrices only; the frozen backbone stays in eval mode (its BatchNorm statistics
+    fixed). Returns the top-1 on `val` after each epoch: the curve a training length is chosen by."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
     steps = settings.epochs * -(-len(train) // settings.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
     model.eval()
-    for _ in range(settings.epochs):
-        for idx in torch.randperm(len(train)).split(settings.batch_size):
-            x = _flip(normalize(train.images[idx], mean, std))
-            with torch.no_grad():
-                target = torch.stack([t(x) for t in teachers]).mean(0)
-            loss = projector_loss(model(x), target, train.labels[idx], settings.lam)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+    curve: list[float] = []
+    with progress(not show_progress) as bar:
+        task = bar.add_task("projector", total=steps, status="")
+        for _ in range(settings.epochs):
+            for idx in torch.randperm(len(train)).split(settings.batch_size):
+                x = _flip(normalize(train.images[idx], mean, std))
+                with torch.no_grad():
+                    target = torch.stack([t(x) for t in teachers]).mean(0)
+                loss = projector_loss(model(x), target, train.labels[idx], settings.lam)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.update(task, advance=1, status=f"loss {loss.item():.4f}")
+            curve.append(top1_accuracy(model, val, mean, std, torch.device("cpu")))
+            bar.update(task, status=f"top-1 {curve[-1]:.2f}% after epoch {len(curve)}")
+    return curve
 
 
 def projector_loss(logits: torch.Tensor, target: torch.Tensor, labels: torch.Tensor, lam: float) -> torch.Tensor:
@@ -171,7 +179,8 @@ def _weights_bytes(model: nn.Module) -> int:
 
 
 def _export(peft_model: nn.Module, config: LabelerConfig, head: torch.Tensor | None, val: ImageSet,
-            teacher: nn.Module, seconds: float, weak_top1s: list[float], out: Path) -> tuple[Path, int, float]:
+            teacher: nn.Module, seconds: float, weak_top1s: list[float], curve: list[float],
+            out: Path) -> tuple[Path, int, float]:
     """The folder: adapter (+ head), config.json, metrics.json, card, manifest; no backbone bytes."""
     import copy
 
@@ -189,7 +198,8 @@ def _export(peft_model: nn.Module, config: LabelerConfig, head: torch.Tensor | N
             "weights_bytes": stored, "stored_bytes": stored, "teacher_bytes": teacher_bytes,
             "teacher_weights_bytes": teacher_bytes, "teacher_params": count_params(teacher), "soft_label_bytes": soft,
             "gflops": gflops_per_image(merged, config.input.size[0]), "teacher_top1": top1,
-            "weak_teacher_top1s": weak_top1s, "train_seconds": seconds, "onnx_max_abs_diff": None})
+            "weak_teacher_top1s": weak_top1s, "top1_by_epoch": curve, "train_seconds": seconds,
+            "onnx_max_abs_diff": None})
         for f in tmp.rglob("*"):
             f.chmod(0o755 if f.is_dir() else 0o644)
         refresh_card_and_manifest(tmp)  # replaces the README.md peft wrote with our card
