@@ -132,7 +132,7 @@ def _with_lora(net: nn.Module, conv_rank: int, head_rank: int, pin: str) -> nn.M
 
 
 def train_adapter(model: nn.Module, teachers: list[nn.Module], train: ImageSet, val: ImageSet, mean, std,
-                  settings: ProjectorSettings, show_progress: bool = True) -> list[float]:
+                  settings: ProjectorSettings) -> list[float]:
     """AdamW on the LoRA matrices only; the frozen backbone stays in eval mode (its BatchNorm statistics
     fixed). Returns the top-1 on `val` after each epoch: the curve a training length is chosen by."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -141,7 +141,7 @@ def train_adapter(model: nn.Module, teachers: list[nn.Module], train: ImageSet, 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
     model.eval()
     curve: list[float] = []
-    with progress(not show_progress) as bar:
+    with progress() as bar:
         task = bar.add_task("projector", total=steps, status="")
         for _ in range(settings.epochs):
             for idx in torch.randperm(len(train)).split(settings.batch_size):
