@@ -76,8 +76,10 @@ save_state() {  # the verdicts and stats only (the mutated sources are regenerat
   # mutmut rewrites a .meta in place after each mutant: a copy caught mid-write waits for the next round
   "$PY" -c 'import json, pathlib, sys; [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).rglob("*.*")]' \
     "$STATE.tmp" 2>/dev/null || return 0
-  echo "$1" > "$STATE.tmp/tests.sha256" && rm -rf "$STATE" && mv "$STATE.tmp" "$STATE"
+  echo "$1" > "$STATE.tmp/tests.sha256"
+  rm -rf "$STATE.old" && { [ ! -d "$STATE" ] || mv "$STATE" "$STATE.old"; } && mv "$STATE.tmp" "$STATE" && rm -rf "$STATE.old"
 }
+[ -d "$STATE" ] || [ ! -d "$STATE.old" ] || mv "$STATE.old" "$STATE"  # a run stopped mid-swap
 if [ "$name" = mutation-score ]; then
   rm -rf "$WORK/mutants"
   sha=$(tests_sha)
