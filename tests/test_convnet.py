@@ -150,7 +150,9 @@ def test_pruning_chain_thins_convnet_with_instance_norm(tmp_path, cifar10, cifar
     for member in members:
         widths = member.arch["widths"]
         assert all(w % 8 == 0 for w in widths) and sum(widths) < 3 * 64
-        net, _ = load_checkpoint(member.path)  # strict load: the norms were pruned with their convs
+        net, meta = load_checkpoint(member.path)  # strict load: the norms were pruned with their convs
+        # a chain member can serve as a projector backbone without its dataset: it says what it takes
+        assert meta["input"] == {"size": [32, 32], "mean": list(cifar10.spec.mean), "std": list(cifar10.spec.std)}
         for block, w in zip(net.layers, widths):
             assert block.conv.out_channels == block.norm.num_features == block.norm.weight.numel() == w
         assert member.params == count_params(net) == _hand_count(widths, 4, 10)

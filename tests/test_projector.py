@@ -293,8 +293,7 @@ def test_a_checkpoint_backbone_needs_no_dataset_once_trained(cifar10, tmp_path):
         for i, (img, label) in enumerate(zip(part.images, part.labels)):
             if int(label) < 2:
                 (folder / split / f"c{int(label)}").mkdir(parents=True, exist_ok=True)
-                pixels = (img.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-                Image.fromarray(pixels).save(folder / split / f"c{int(label)}" / f"{i}.png")
+                Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / split / f"c{int(label)}" / f"{i}.png")
     run_cli("train-teacher", "--dataset", f"folder:{folder}", "--out", tmp_path / "run", "--epochs", "1",
             "--width-scale", "0.25", "--device", "cpu")
     shutil.rmtree(folder)

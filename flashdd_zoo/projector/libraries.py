@@ -176,12 +176,14 @@ def _zoo_network(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
         net, meta = load_checkpoint(folder)
         if "input" in meta:
             return net, meta["input"]
+        missing = f"{folder} does not record its input size and normalisation"
+        if "dataset" not in meta:  # a chain member written before checkpoints recorded their input
+            raise ArtifactError(f"{missing}, nor its dataset; rebuild it with this version (checkpoints now record both).")
         try:  # a checkpoint written before checkpoints recorded their input: ask its dataset
             return net, resolve_dataset(meta["dataset"], need_files=False).input_json()
         except DataError as e:
-            raise ArtifactError(f"{folder} does not record its input size and normalisation, and its dataset "
-                                f"cannot tell them ({e}); make that dataset available again, or retrain it with this "
-                                "version (checkpoints now record both).") from e
+            raise ArtifactError(f"{missing}, and its dataset cannot tell them ({e}); make that dataset available "
+                                "again, or retrain it with this version (checkpoints now record both).") from e
     raise ArgumentError(f"{folder} is neither a flashdd-zoo labeler folder nor a training checkpoint folder.")
 
 

@@ -142,7 +142,7 @@ def train_adapter(model: nn.Module, teachers: list[nn.Module], train: ImageSet, 
     model.eval()
     curve: list[float] = []
     with progress() as bar:
-        task = bar.add_task("projector", total=steps, status="")
+        task = bar.add_task(PROJECTOR.name, total=steps, status="")
         for _ in range(settings.epochs):
             for idx in torch.randperm(len(train)).split(settings.batch_size):
                 x = _flip(normalize(train.images[idx], mean, std))

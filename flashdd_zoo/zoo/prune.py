@@ -178,7 +178,7 @@ def prune_chain(
             member = ChainMember(step + 1, count_params(model), gflops_per_image(model, dataset.resolution),
                                  top1, model.arch)
             member.path = save_checkpoint(out_dir / f"step-{step + 1:02d}", model,
-                                          {**made_from, "member": member.to_json()})
+                                          {**made_from, "member": member.to_json(), "input": dataset.input_json()})
             members.append(member)
             bar.update(task, advance=1, status=f"{member.params:,} params, top-1 {top1:.1f}%")
     return members
