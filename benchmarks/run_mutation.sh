@@ -14,8 +14,9 @@
 # (mutmut's .meta files and test stats) are copied to benchmarks/work/mutation/ every minute, to be
 # committed with benchmarks/commit_work.sh, and the next run resumes from them. mutmut itself drops a
 # verdict when the mutated *function* changes, but not when a test does (an old "survived" would
-# stand after the test was strengthened), so the saved verdicts are used only while tests/ and
-# pyproject.toml are byte-identical to the run that made them; otherwise the run starts afresh.
+# stand after the test was strengthened), so benchmarks/mutation_state.py resets the verdicts that
+# the tests changed since the save could have changed (or all of them, for a conftest or
+# pyproject.toml change).
 # Partial runs start afresh unless MUTATION_RESUME=1 (finish an interrupted one). Environment: PYTHON (default .venv/bin/python, whose bin/ holds
 # mutmut: pip install -e ".[dev,mutation]"), MUTATION_CHILDREN (parallel mutants, default: cores),
 # FLASHDD_DATA_ROOT (default ../shared/data).
@@ -69,26 +70,26 @@ PY
 fi
 
 STATE=$ROOT/benchmarks/work/mutation   # the full benchmark's verdicts so far (committed)
-tests_sha() { git ls-files -co --exclude-standard tests pyproject.toml | sort | xargs sha256sum | sha256sum | cut -c1-64; }
 save_state() {  # the verdicts and stats only (the mutated sources are regenerated), written whole then swapped in
   (cd "$WORK" && find mutants -name '*.meta' -o -name 'mutmut-stats.json') > "$WORK/state.list" || return 0
   rm -rf "$STATE.tmp" && mkdir -p "$STATE.tmp" && (cd "$WORK" && tar cf - -T state.list) | (cd "$STATE.tmp" && tar xf -)
   # mutmut rewrites a .meta in place after each mutant: a copy caught mid-write waits for the next round
   "$PY" -c 'import json, pathlib, sys; [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).rglob("*.*")]' \
     "$STATE.tmp" 2>/dev/null || return 0
-  echo "$1" > "$STATE.tmp/tests.sha256"
+  cp "$WORK/tests-files.json" "$STATE.tmp/"
   rm -rf "$STATE.old" && { [ ! -d "$STATE" ] || mv "$STATE" "$STATE.old"; } && mv "$STATE.tmp" "$STATE" && rm -rf "$STATE.old"
 }
 [ -d "$STATE" ] || [ ! -d "$STATE.old" ] || mv "$STATE.old" "$STATE"  # a run stopped mid-swap
 if [ "$name" = mutation-score ]; then
   rm -rf "$WORK/mutants"
-  sha=$(tests_sha)
-  if [ -f "$STATE/tests.sha256" ] && [ "$(cat "$STATE/tests.sha256")" = "$sha" ]; then
-    echo "resuming from the verdicts in $STATE"; (cd "$STATE" && tar cf - mutants) | (cd "$WORK" && tar xf -)
-  elif [ -d "$STATE" ]; then
-    echo "tests/ or pyproject.toml changed since $STATE was saved: starting afresh"
+  "$PY" benchmarks/mutation_state.py hashes > "$WORK/tests-files.json"  # the tests this run uses
+  if [ -f "$STATE/tests-files.json" ]; then
+    # keep the saved verdicts that the tests changed since cannot have changed (mutation_state.py)
+    (cd "$STATE" && tar cf - mutants) | (cd "$WORK" && tar xf -)
+    "$PY" benchmarks/mutation_state.py carry "$WORK/mutants" "$STATE/tests-files.json" "$WORK/tests-files.json" \
+      || { echo "starting afresh"; rm -rf "$WORK/mutants"; }
   fi
-  (while sleep 60; do save_state "$sha"; done) &
+  (while sleep 60; do save_state; done) &
   saver=$!
   trap 'kill $saver 2>/dev/null || true' EXIT
 elif [ "${MUTATION_RESUME:-0}" != 1 ]; then
@@ -97,7 +98,7 @@ fi
 cd "$WORK"
 nice -n "${MUTATION_NICE:-10}" "$MUTMUT" run --max-children "${MUTATION_CHILDREN:-$(nproc)}"
 cd "$ROOT"
-if [ "$name" = mutation-score ]; then kill $saver 2>/dev/null || true; save_state "$sha"; fi
+if [ "$name" = mutation-score ]; then kill $saver 2>/dev/null || true; save_state; fi
 "$PY" benchmarks/mutation_score.py "$WORK" --name "$name" --out "$out" --mutmut "$MUTMUT" \
   --command "bash benchmarks/run_mutation.sh${*:+ $*}"
 if [ "$name" = mutation-score ]; then
