@@ -239,3 +239,43 @@ def test_same_weights_give_the_same_bytes_in_every_process(tmp_path, small_net):
     reloaded = load_weights(build_model(small_net.arch), tmp_path / "here.safetensors")
     for (k, a), b in zip(small_net.state_dict().items(), reloaded.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+# -- which onnxruntime provider runs the onnx backend, and labelers around in-memory networks ----------
+@pytest.mark.parametrize("installed", [["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"]])
+def test_onnx_backend_takes_the_cuda_provider_only_for_a_cuda_device_with_onnxruntime_gpu(monkeypatch, installed):
+    import onnxruntime
+
+    from flashdd_zoo.loaders.local import ort_providers, ort_uses_gpu
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: list(installed))
+    gpu = "CUDAExecutionProvider" in installed
+    for device in ("cuda", "cuda:1", torch.device("cuda", 0)):
+        assert ort_providers(device) == (installed if gpu else ["CPUExecutionProvider"])
+        assert ort_uses_gpu(device) is gpu
+    for device in ("cpu", torch.device("cpu")):
+        assert ort_providers(device) == ["CPUExecutionProvider"] and ort_uses_gpu(device) is False
+
+
+def test_a_labeler_around_an_in_memory_network_labels_like_its_export(small_net, exported, cifar10, cifar_val):
+    from flashdd_zoo.loaders.local import labeler_from_module
+
+    before = {k: v.clone() for k, v in small_net.state_dict().items()}
+    labeler = labeler_from_module(small_net, resolution=32, mean=cifar10.spec.mean, std=cifar10.spec.std,
+                                  name="chain-member-3")
+    images = normalize(cifar_val.images, cifar10.spec.mean, cifar10.spec.std)
+    assert torch.equal(labeler.soft_labels(images), load_labeler(exported).soft_labels(images))
+    assert labeler.config.name == "chain-member-3" and labeler.config.kind == "pruned"
+    assert list(labeler.config.class_names) == [f"class_{i}" for i in range(10)]
+    assert labeler.config.input.size == (32, 32) and labeler.folder is None
+    assert labeler.metrics["params"] == sum(p.numel() for p in small_net.parameters())
+    with torch.no_grad():  # the labeler runs a copy: changing it leaves the caller's network alone
+        next(iter(labeler.net.parameters())).add_(1.0)
+    assert all(torch.equal(v, before[k]) for k, v in small_net.state_dict().items())
+
+
+def test_the_commit_of_a_folder_outside_the_hf_cache_is_unknown(tmp_path):
+    from flashdd_zoo.loaders.hub import commit_of
+
+    assert commit_of(tmp_path / "models--org--lab" / "snapshots" / "0123abc" / "zoo" / "member") == "0123abc"
+    assert commit_of(tmp_path / "zoo" / "member") == "?"

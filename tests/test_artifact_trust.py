@@ -302,3 +302,39 @@ def test_links_that_stay_inside_are_fine(tmp_path):
         (folder / name).symlink_to(Path("..", "..", "blobs", name))
     assert listed_path(folder, "model.onnx").resolve() == (repo / "blobs" / "model.onnx").resolve()
     load_labeler(folder)
+
+
+def test_an_agreed_onnx_file_does_not_vouch_for_other_weights(tmp_path, monkeypatch):
+    """The once-per-process verdict is keyed on every file that defines the torch function: the same
+    ONNX file beside edited weights (manifest rewritten) is checked again and refused."""
+    monkeypatch.setattr(agreement, "_AGREED", set())
+    good = _fixture_copy(tmp_path, "pruned")
+    load_labeler(good, backend="onnx")
+    edited = tmp_path / "edited"
+    shutil.copytree(good, edited)
+    weights = load_file(edited / "model.safetensors")
+    name = next(k for k, v in weights.items() if v.is_floating_point() and v.dim() == 4)
+    weights[name] = weights[name] * -3.0
+    save_file(weights, edited / "model.safetensors")
+    write_manifest(edited)
+    assert sha256_file(edited / "model.onnx") == sha256_file(good / "model.onnx")
+    with pytest.raises(ArtifactMismatchError) as first:
+        load_labeler(edited, backend="onnx")
+    message = str(first.value)
+    assert f"than {edited / 'model.safetensors'}: max |onnx - torch| = " in message
+    assert message.endswith("The ONNX file belongs to another network; export the labeler again.")
+    with pytest.raises(ArtifactMismatchError) as second:  # a fixed probe: the same numbers every time
+        load_labeler(edited, backend="onnx")
+    assert str(second.value) == message
+
+
+def test_an_onnx_file_onnxruntime_cannot_run_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(agreement, "_AGREED", set())
+    folder = _fixture_copy(tmp_path, "pruned")
+    model = onnx.load(str(folder / "model.onnx"))
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    conv.op_type = "NoSuchOperator"  # same interface, a graph no runtime can execute
+    onnx.save(model, str(folder / "model.onnx"))
+    write_manifest(folder)
+    with pytest.raises(ArtifactError, match=r"model.onnx does not run on a probe batch with onnxruntime: "):
+        load_labeler(folder, backend="onnx")

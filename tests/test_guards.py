@@ -1,6 +1,8 @@
 """The checks that guard users, exercised through the real checker with a broken input."""
 
 import copy
+import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -71,3 +73,52 @@ def test_a_manifest_missing_a_required_file_is_refused(exported, tmp_path, dropp
     verify_manifest(folder)  # the listed files themselves are intact: the list is what is refused
     with pytest.raises(ArtifactError, match=message):
         verify_manifest(folder, required=("config.json", "model.safetensors", "model.onnx", "README.md", "metrics.json"))
+
+
+# -- the stage cache that resumes builds: a stage reruns exactly when its inputs changed ----------------
+def test_a_stage_reruns_only_when_its_key_changes_and_survives_a_new_process(tmp_path):
+    from flashdd_zoo.zoo.stages import StageCache, digest
+
+    runs = []
+    cache = StageCache(tmp_path / "work")
+    assert cache.entries == {} and not (tmp_path / "work" / "stages.json").exists()
+    first = cache.run("teacher", {"epochs": 3, "seed": 0}, lambda: runs.append(1) or {"top1": 71.5})
+    assert first == {"top1": 71.5} and cache.ran == ["teacher"] and cache.reused == []
+    assert cache.seconds("teacher") >= 0.0 and cache.seconds("never ran") == 0.0
+
+    # a later build (a new StageCache on the same folder, as after an interrupted session)
+    resumed = StageCache(tmp_path / "work")
+    same_key_other_order = {"seed": 0, "epochs": 3}  # the key's digest ignores dict order
+    assert resumed.run("teacher", same_key_other_order, lambda: runs.append(2) or {"top1": 0.0}) == {"top1": 71.5}
+    assert resumed.reused == ["teacher"] and resumed.ran == [] and runs == [1]
+    assert digest({"a": 1, "b": 2}) == digest({"b": 2, "a": 1}) != digest({"a": 1, "b": 3})
+
+    # a changed input reruns the stage and replaces the stored result, on disk too
+    assert resumed.run("teacher", {"epochs": 4, "seed": 0}, lambda: runs.append(3) or {"top1": 74.0}) == {"top1": 74.0}
+    assert runs == [1, 3] and resumed.ran == ["teacher"]
+    stored = json.loads((tmp_path / "work" / "stages.json").read_text())
+    assert stored["teacher"]["result"] == {"top1": 74.0}
+    assert stored["teacher"]["key"] == digest({"epochs": 4, "seed": 0})
+    assert StageCache(tmp_path / "work").entries == stored
+
+
+def test_a_stage_whose_outputs_are_gone_runs_again(tmp_path):
+    from flashdd_zoo.zoo.stages import StageCache
+
+    out = tmp_path / "teacher.safetensors"
+    cache = StageCache(tmp_path)
+
+    def train():
+        out.write_bytes(b"weights")
+        return {"path": str(out)}
+
+    def outputs_exist(result):
+        return Path(result["path"]).is_file()
+
+    cache.run("teacher", {"epochs": 3}, train, outputs_exist)
+    out.unlink()
+    again = StageCache(tmp_path)
+    again.run("teacher", {"epochs": 3}, train, outputs_exist)
+    assert again.ran == ["teacher"] and out.is_file()
+    again.run("teacher", {"epochs": 3}, train, outputs_exist)
+    assert again.reused == ["teacher"]

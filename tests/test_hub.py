@@ -161,11 +161,13 @@ def test_tampered_blob_in_cache_is_refused_then_repaired(hub_env, published, ima
 
 
 def test_file_altered_on_the_server_is_refused(hub, hub_env, exported, fresh_cache):
-    publish_labeler(exported, f"{ORG}/altered")
+    commit = publish_labeler(exported, f"{ORG}/altered").commit
     hub.state.corrupt(f"{ORG}/altered", "model.onnx")
     with pytest.raises(ArtifactError, match="model.onnx does not match its sha256") as e:
         load_labeler(f"{ORG}/altered", cache_dir=fresh_cache / "hub", backend="onnx")
     assert "tell the publisher" in str(e.value)
+    assert f"This copy of {ORG}/altered (commit {commit}) is in the" in str(e.value)  # no revision asked: no @
+    assert f"`flashdd-zoo pull {ORG}/altered --force-download`" in str(e.value)
 
 
 def test_cli_pull_refuses_a_file_altered_on_the_server(hub, hub_env, exported, fresh_cache):
@@ -182,8 +184,10 @@ def test_cli_pull_refuses_a_corrupted_cached_file_until_force_download(hub_env, 
     """A cached blob with one bit flipped (same size, so only the sha256 can tell), pulled through the
     CLI in-process: refused online and offline, with the repair command named; --force-download repairs."""
     cache = fresh_cache / "hub"
+    first, _ = published
     pull = ["pull", f"{ORG}/lab", "--revision", "v1", "--cache-dir", cache]
     folder = Path(run_cli(*pull).stdout.strip().splitlines()[-1])
+    assert folder.name == first.commit  # v1's snapshot, not main's
     blob = (folder / "model.onnx").resolve()
     good = blob.read_bytes()
     blob.write_bytes(good[:1000] + bytes([good[1000] ^ 1]) + good[1001:])
@@ -191,6 +195,8 @@ def test_cli_pull_refuses_a_corrupted_cached_file_until_force_download(hub_env, 
         res = run_cli(*pull, *extra, check=False)
         assert res.returncode == 1 and "Traceback" not in res.stderr
         assert "model.onnx does not match its sha256" in res.stderr and f"{ORG}/lab --revision v1 --force-download" in res.stderr
+        assert f"This copy of {ORG}/lab@v1 (commit {first.commit}) is in the Hugging Face cache at {folder}." in res.stderr
+        assert "the repo's files do not match the manifest they were published with: tell the publisher." in res.stderr
         assert "manifest sha256 verified" not in res.stdout
     fixed = run_cli(*pull, "--force-download")
     assert "manifest sha256 verified" in fixed.stdout
@@ -254,7 +260,7 @@ def test_not_a_labeler_repo(hub, hub_env, fresh_cache, tmp_path):
     start = len(hub.state.log)
     with pytest.raises(HubError, match="is not a flashdd-zoo labeler: it has no config.json") as e:
         load_labeler(f"{ORG}/not-a-labeler", cache_dir=fresh_cache / "hub")
-    assert e.value.reason == "not_a_labeler"
+    assert e.value.reason == "not_a_labeler" and f"{ORG}/not-a-labeler@main is not" in str(e.value)
     assert not [r for r in hub.state.log[start:] if "weights.bin" in r.path]  # nothing large fetched
 
 
@@ -298,6 +304,23 @@ def test_zoo_repo_holds_one_labeler_per_subfolder(hub_env, exported, changed, im
     files = _repo_files(repo)
     assert "resnet18q-ipc50/plots/curve.png" not in files
     assert [f for f in files if f.startswith("resnet18q-ipc10/")] == [f"resnet18q-ipc10/{f}" for f in ARTIFACT]
+
+
+def test_zoo_listing_reads_the_asked_revision_a_root_labeler_and_skips_folders_without_a_card(
+        hub_env, exported, changed, fresh_cache):
+    repo = f"{ORG}/mixed"
+    root = publish_labeler(exported, repo)  # a labeler at the repo's root (name None)
+    both = publish_labeler(changed, repo, path_in_repo="v2")
+    HfApi().upload_file(path_or_fileobj=(exported / "manifest.json"), path_in_repo="a-draft/manifest.json",
+                        repo_id=repo)  # sorts first, holds a manifest but no card: not a labeler yet
+    publish_labeler(exported, repo, path_in_repo="v2")  # main's v2 is now `exported` (IPC 10)
+    cache = fresh_cache / "index"
+    now = list_labelers(repo_id=repo, cache_dir=cache)
+    assert [(e.repo_id, e.name, e.ipc) for e in now] == [(repo, None, 10), (repo, "v2", 10)]
+    assert (cache / f"models--{ORG}--mixed" / "snapshots").is_dir()  # the cards went to the cache asked for
+    at_both = list_labelers(repo_id=repo, revision=both.commit, cache_dir=cache)
+    assert [(e.name, e.ipc) for e in at_both] == [(None, 10), ("v2", 50)]  # v2's card as it was then
+    assert [(e.name, e.ipc) for e in list_labelers(repo_id=repo, revision=root.commit, cache_dir=cache)] == [(None, 10)]
 
 
 def test_list_labelers_of_an_organisation(hub_env, published, exported, changed, monkeypatch):
