@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 from huggingface_hub import HfApi
 
@@ -307,16 +308,23 @@ def test_zoo_repo_holds_one_labeler_per_subfolder(hub_env, exported, changed, im
 
 
 def test_zoo_listing_reads_the_asked_revision_a_root_labeler_and_skips_folders_without_a_card(
-        hub_env, exported, changed, fresh_cache):
+        hub_env, exported, changed, fresh_cache, tmp_path):
     repo = f"{ORG}/mixed"
     root = publish_labeler(exported, repo)  # a labeler at the repo's root (name None)
     both = publish_labeler(changed, repo, path_in_repo="v2")
     HfApi().upload_file(path_or_fileobj=(exported / "manifest.json"), path_in_repo="a-draft/manifest.json",
                         repo_id=repo)  # sorts first, holds a manifest but no card: not a labeler yet
     publish_labeler(exported, repo, path_in_repo="v2")  # main's v2 is now `exported` (IPC 10)
+    _, front, body = (exported / "README.md").read_text(encoding="utf-8").split("---\n", 2)
+    meta = yaml.safe_load(front)
+    meta["model-index"] = [{"name": "no results"}]  # hand-edited: huggingface_hub cannot parse it
+    broken = tmp_path / "README.md"
+    broken.write_text(f"---\n{yaml.safe_dump(meta)}---\n{body}", encoding="utf-8")
+    for rel, path in (("v3/manifest.json", exported / "manifest.json"), ("v3/README.md", broken)):
+        HfApi().upload_file(path_or_fileobj=path, path_in_repo=rel, repo_id=repo)
     cache = fresh_cache / "index"
     now = list_labelers(repo_id=repo, cache_dir=cache)
-    assert [(e.repo_id, e.name, e.ipc) for e in now] == [(repo, None, 10), (repo, "v2", 10)]
+    assert [(e.repo_id, e.name, e.ipc) for e in now] == [(repo, None, 10), (repo, "v2", 10), (repo, "v3", 10)]
     assert (cache / f"models--{ORG}--mixed" / "snapshots").is_dir()  # the cards went to the cache asked for
     at_both = list_labelers(repo_id=repo, revision=both.commit, cache_dir=cache)
     assert [(e.name, e.ipc) for e in at_both] == [(None, 10), ("v2", 50)]  # v2's card as it was then

@@ -84,9 +84,8 @@ def _zoo_repo(api, repo_id: str, revision: str | None, cache_dir) -> list[Labele
 
 
 def _card_dict(card_data) -> dict[str, Any]:
-    if card_data is None:
-        return {}
-    return card_data if isinstance(card_data, dict) else card_data.to_dict()
+    """huggingface_hub hands the search's card metadata over as a ModelCardData, or None."""
+    return {} if card_data is None else card_data.to_dict()
 
 
 def _entry(repo_id: str, name: str | None, meta: dict[str, Any]) -> LabelerEntry | None:
