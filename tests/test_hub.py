@@ -289,6 +289,13 @@ def test_zoo_repo_holds_one_labeler_per_subfolder(hub_env, exported, changed, im
     cache = fresh_cache / "hub"
     b = load_labeler(repo, name="resnet18q-ipc50", cache_dir=cache)
     assert torch.equal(b.soft_labels(images), soft(changed, images))
+    pull = ["pull", repo, "--name", "resnet18q-ipc50", "--cache-dir", cache]
+    assert Path(run_cli(*pull).stdout.strip().splitlines()[-1]) == b.folder
+    blob = (b.folder / "config.json").resolve()
+    blob.write_bytes(blob.read_bytes() + b" ")  # still valid JSON; only the manifest can tell
+    res = run_cli(*pull, check=False)
+    assert res.returncode == 1 and f"`flashdd-zoo pull {repo} --name resnet18q-ipc50 --force-download`" in res.stderr
+    run_cli(*pull, "--force-download")
     with pytest.raises(HubError, match="Labelers in this repo: resnet18q-ipc10, resnet18q-ipc50") as e:
         load_labeler(repo, cache_dir=cache)
     assert e.value.reason == "not_a_labeler"
