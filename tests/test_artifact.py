@@ -22,6 +22,8 @@ from flashdd_zoo.cards import count_params, gflops_per_image
 from flashdd_zoo.data import normalize
 from flashdd_zoo.errors import ArtifactError, ExportError, InputError
 from flashdd_zoo.exporters import export_labeler, load_weights, write_manifest
+from flashdd_zoo.loaders.hub import commit_of
+from flashdd_zoo.loaders.local import labeler_from_module, ort_providers, ort_uses_gpu
 from flashdd_zoo.models import build_model, load_torchvision_resnet18, resnet18_arch
 
 
@@ -246,8 +248,6 @@ def test_same_weights_give_the_same_bytes_in_every_process(tmp_path, small_net):
 def test_onnx_backend_takes_the_cuda_provider_only_for_a_cuda_device_with_onnxruntime_gpu(monkeypatch, installed):
     import onnxruntime
 
-    from flashdd_zoo.loaders.local import ort_providers, ort_uses_gpu
-
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: list(installed))
     gpu = "CUDAExecutionProvider" in installed
     for device in ("cuda", "cuda:1", torch.device("cuda", 0)):
@@ -258,8 +258,6 @@ def test_onnx_backend_takes_the_cuda_provider_only_for_a_cuda_device_with_onnxru
 
 
 def test_a_labeler_around_an_in_memory_network_labels_like_its_export(small_net, exported, cifar10, cifar_val):
-    from flashdd_zoo.loaders.local import labeler_from_module
-
     before = {k: v.clone() for k, v in small_net.state_dict().items()}
     labeler = labeler_from_module(small_net, resolution=32, mean=cifar10.spec.mean, std=cifar10.spec.std,
                                   name="chain-member-3")
@@ -275,7 +273,5 @@ def test_a_labeler_around_an_in_memory_network_labels_like_its_export(small_net,
 
 
 def test_the_commit_of_a_folder_outside_the_hf_cache_is_unknown(tmp_path):
-    from flashdd_zoo.loaders.hub import commit_of
-
     assert commit_of(tmp_path / "models--org--lab" / "snapshots" / "0123abc" / "zoo" / "member") == "0123abc"
     assert commit_of(tmp_path / "zoo" / "member") == "?"

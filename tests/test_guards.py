@@ -13,6 +13,7 @@ from onnx import numpy_helper
 from flashdd_zoo.data import normalize
 from flashdd_zoo.errors import ExportError
 from flashdd_zoo.exporters.onnx_export import check_parity, export_onnx
+from flashdd_zoo.zoo.stages import StageCache, digest
 
 
 def _shift_initializer(src, dst, name_part: str, delta: float) -> None:
@@ -77,8 +78,6 @@ def test_a_manifest_missing_a_required_file_is_refused(exported, tmp_path, dropp
 
 # -- the stage cache that resumes builds: a stage reruns exactly when its inputs changed ----------------
 def test_a_stage_reruns_only_when_its_key_changes_and_survives_a_new_process(tmp_path):
-    from flashdd_zoo.zoo.stages import StageCache, digest
-
     runs = []
     cache = StageCache(tmp_path / "work")
     assert cache.entries == {} and not (tmp_path / "work" / "stages.json").exists()
@@ -103,8 +102,6 @@ def test_a_stage_reruns_only_when_its_key_changes_and_survives_a_new_process(tmp
 
 
 def test_a_stage_whose_outputs_are_gone_runs_again(tmp_path):
-    from flashdd_zoo.zoo.stages import StageCache
-
     out = tmp_path / "teacher.safetensors"
     cache = StageCache(tmp_path)
 
