@@ -133,3 +133,26 @@ def test_student_stem_follows_the_protocol(cifar10, monkeypatch):
         evaluate_module.train_student(tiny, net, cifar10, EvalProtocol(epochs=1, batch_size=10, student_stem=stem), 0,
                                       device="cpu")
     assert stems == ["imagenet", "cifar"]  # None: the dataset's own (CIFAR-10: the 3x3 stem)
+
+
+@pytest.mark.parametrize("args, loss, temperature", [([], "kl", 20.0),
+                                                     (["--loss", "mse_ce", "--temperature", "4"], "mse_ce", 4.0)])
+def test_build_cli_hands_the_student_loss_to_the_protocol(cifar10, tmp_path, monkeypatch, args, loss, temperature):
+    from click.testing import CliRunner
+
+    import flashdd_zoo.zoo.build as build_module
+    from flashdd_zoo.cli import main
+
+    seen = []
+
+    def stop(cfg):  # the build itself is tested above; here only what the CLI hands it
+        seen.append(cfg)
+        raise FlashDDError("stopped before building")
+
+    monkeypatch.setattr(build_module, "build", stop)
+    result = CliRunner().invoke(main, ["build", "--preset", "cpu", "--dataset", "cifar10", "--ipc", "1",
+                                       "--out", str(tmp_path / "out"), *args])
+    assert "stopped before building" in result.output
+    (cfg,) = seen
+    assert (cfg.protocol.loss, cfg.protocol.temperature) == (loss, temperature)
+    assert cfg.protocol.epochs == 300 and cfg.protocol.student_stem == "imagenet"  # the rest is the preset's

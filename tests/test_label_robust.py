@@ -197,7 +197,8 @@ def test_build_stage_scores_teacher_and_labeler_and_reuses_its_students(d_s, exp
                           "distilled": {"method": "rded", "path": "p", "sha256": "0" * 64},
                           "tau": {"top1_mean": 25.0, "top1_std": 5.0}, "student": {"top1_mean": 20.0, "top1_std": 5.0},
                           "selection": {"chosen": None, "zeta": None, "reason": "r", "scores": {}, "phase": []},
-                          "chain": [], "dis": {}, "verified": {}, "stages": {"ran": [], "reused": []}})
+                          "chain": [], "dis": {}, "verified": {}, "stages": {"ran": [], "reused": []},
+                          "config": {"protocol": {"epochs": 2}}})
     assert f"| labeler | {scores['labeler']['ior']['mean']:.4f} ± " in md
 
 

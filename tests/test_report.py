@@ -38,6 +38,9 @@ def _report(curve: bool) -> dict:
         "verified": {},
         "stages": {"ran": ["chain", "dis/step-01"], "reused": ["teacher"]},
         "labeler_dir": "zoo-out/resnet18-cifar10-ipc10-pruned", "build_seconds": 1234.4, "run_seconds": 100.2,
+        "config": {"protocol": {"epochs": 300, "batch_size": 100, "lr": 0.001, "weight_decay": 0.01, "loss": "kl",
+                                "temperature": 20.0, "ce_weight": 0.025, "cutmix_alpha": 1.0, "factor": None,
+                                "schedule": "rded", "student": "resnet18", "student_stem": "imagenet"}},
     }
     if curve:
         report["verified"] = {"0": _evaluation(43.0, 1.0), "1": _evaluation(44.0, 0.5),
@@ -63,6 +66,7 @@ def test_markdown_states_the_build_and_marks_the_selection():
     assert "come from the held-out slice of the training split." in md
     assert "- full teacher: 1,000,000 parameters, 4,000,123 bytes, top-1 90.50% (runs/teacher)" in md
     assert "- distilled set: rded at work/distilled (sha256 abcdef012345…)" in md
+    assert "- students: resnet18 (imagenet stem), 300 epochs, loss KL at T = 20 (RDED)\n" in md
     assert "- tau(D_S) = 40.00 ± 1.50 (student top-1 with the full teacher)" in md
     assert "- zeta = 0.3100; selection: argmax Dis + 0.05 * Acc" in md
     assert "- selected: step 2; student top-1 44.00 ± 0.50" in md
@@ -76,6 +80,12 @@ def test_markdown_states_the_build_and_marks_the_selection():
     assert rows["4"][5] == "past stop"
     assert "Stages run: chain, dis/step-01; reused: teacher." in md
     assert "## Curve" not in md
+
+
+def test_markdown_names_flash_dds_loss_and_the_temperature_of_the_build():
+    report = _report(curve=False)
+    report["config"]["protocol"].update(loss="mse_ce", temperature=4.0, ce_weight=0.025, student_stem=None, epochs=50)
+    assert "- students: resnet18, 50 epochs, loss MSE of softmax at T = 4 + 0.025 CE (Flash-DD)\n" in render_markdown(report)
 
 
 def test_markdown_of_a_build_that_keeps_the_full_teacher():

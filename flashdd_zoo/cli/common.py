@@ -50,6 +50,22 @@ holdout_option = click.option(
          "choices (capacity selection) use them instead of the test split.")
 
 
+def soft_label_options(preset_default: bool):
+    """--loss and --temperature of student training; with `preset_default` they default to None (the
+    build preset's values), else to RDED's (KL at T = 20)."""
+    from ..zoo.evaluate import SOFT_LABEL_LOSSES, EvalProtocol
+
+    keep = " Default: the preset's." if preset_default else ""
+    loss = click.option("--loss", type=click.Choice(SOFT_LABEL_LOSSES), show_default=not preset_default,
+                        default=None if preset_default else EvalProtocol.loss,
+                        help="Student loss on the soft labels: kl: KL at temperature T (RDED); mse_ce: MSE + 0.025 CE "
+                             "(Flash-DD)." + keep)
+    temperature = click.option("--temperature", type=float, show_default=not preset_default,
+                               default=None if preset_default else EvalProtocol.temperature,
+                               help="Soft-label temperature T (RDED: 20 with CutMix)." + keep)
+    return lambda fn: loss(temperature(fn))
+
+
 def number_list(text: str | None, convert: type, option: str) -> tuple | None:
     """'1,2,3' -> (1, 2, 3) with `convert` applied to each item; None stays None, '' is ()."""
     if text is None:

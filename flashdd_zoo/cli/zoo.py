@@ -12,7 +12,7 @@ import click
 from ..artifact import read_config, read_metrics
 from ..models import DEFAULT_SINGLE, network_names
 from ..models.resnet import STEMS
-from .common import console, data_root_option, friendly_errors, holdout_option, number_list
+from .common import console, data_root_option, friendly_errors, holdout_option, number_list, soft_label_options
 
 RESULTS_DIR = Path("benchmarks/results")
 
@@ -123,9 +123,7 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
 @click.option("--seeds", default="0,1,2", show_default=True, help="Student seeds, comma separated.")
 @click.option("--batch-size", default=100, show_default=True, help="Student batch size (capped at |D_S|).")
 @click.option("--lr", default=1e-3, show_default=True, help="AdamW learning rate.")
-@click.option("--loss", type=click.Choice(["kl", "mse_ce"]), default="kl", show_default=True,
-              help="kl: KL at temperature T (RDED); mse_ce: MSE + 0.025 CE (Flash-DD).")
-@click.option("--temperature", default=20.0, show_default=True, help="Soft-label temperature T (RDED: 20 with CutMix).")
+@soft_label_options(preset_default=False)
 @click.option("--schedule", type=click.Choice(["rded", "cosine"]), default="rded", show_default=True,
               help="rded: RDED's half cosine (lr ends at lr/2); cosine: decays to 0.")
 @click.option("--student", default=DEFAULT_SINGLE.name, show_default=True,
@@ -350,6 +348,7 @@ def _record(name: str, metrics: dict) -> None:
 @click.option("--finetune-epochs", type=int, default=None, help="Fine-tune epochs after each pruning step.")
 @click.option("--param-fractions", default=None, metavar="F1,F2,...",
               help="Teacher parameter fractions the pruning chain steps aim at, e.g. 0.5,0.25,0.1.")
+@soft_label_options(preset_default=True)
 @click.option("--window", type=int, default=None, help="Early-window epochs for Dis(theta).")
 @click.option("--gamma", type=float, default=None, help="Weight of accuracy in Dis + gamma * Acc.")
 @click.option("--mipc", type=int, default=None, help="RDED: real images pre-selected per class.")
@@ -386,7 +385,7 @@ def _record(name: str, metrics: dict) -> None:
                    "teacher and the selected labeler (ddranking_<who>_<score>_mean, ...).")
 @friendly_errors(resumable=True)
 def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled, epochs, seeds, teacher_epochs,
-              finetune_epochs, param_fractions, window, gamma, mipc, finetune_per_class, val_per_class,
+              finetune_epochs, param_fractions, loss, temperature, window, gamma, mipc, finetune_per_class, val_per_class,
               verify_candidates, label_robust, curve, network, student, stem, holdout_per_class, chain_dir, nproc,
               device, record, record_tau, record_label_robust):
     """Build a capacity-matched pruned labeler (Flash-DD Algorithm 1) end to end.
@@ -413,7 +412,8 @@ def build_cmd(preset, dataset_name, data_root, ipc, out_dir, teacher, distilled,
         cfg, data_root=str(data_root) if data_root else None, teacher=str(teacher) if teacher else None,
         distilled=str(distilled) if distilled else None, seeds=number_list(seeds, int, "--seeds") if seeds else None,
         verify_candidates=verify_candidates or None, label_robust=label_robust or None, nproc=nproc, device=device,
-        protocol_epochs=epochs, teacher_epochs=teacher_epochs, prune_finetune_epochs=finetune_epochs,
+        protocol_epochs=epochs, protocol_loss=loss, protocol_temperature=temperature,
+        teacher_epochs=teacher_epochs, prune_finetune_epochs=finetune_epochs,
         prune_param_fractions=number_list(param_fractions, float, "--param-fractions"), selection_window=window, selection_gamma=gamma,
         rded_mipc=mipc, finetune_per_class=finetune_per_class, val_per_class=val_per_class,
     )

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ..dense.store import DenseLabels
 
 LabelFn = Callable[[torch.Tensor], torch.Tensor]  # normalised images -> logits
+SOFT_LABEL_LOSSES = ("kl", "mse_ce")  # the losses that train on a labeler's soft labels
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,12 @@ class EvalProtocol:
     @property
     def uses_labeler(self) -> bool:
         return self.loss != "ce"
+
+    def loss_text(self) -> str:
+        """The loss in words, for reports."""
+        return {"kl": f"KL at T = {self.temperature:g} (RDED)",
+                "mse_ce": f"MSE of softmax at T = {self.temperature:g} + {self.ce_weight:g} CE (Flash-DD)",
+                "ce": "CE on D_S's hard labels"}[self.loss]
 
     def lr_at(self, epoch: float) -> float:
         if self.schedule == "rded":

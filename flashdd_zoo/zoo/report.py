@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..atomic import atomic_write_text  # noqa: E402
+from .evaluate import EvalProtocol  # noqa: E402
 
 
 def capacity_curve(r: dict) -> dict:
@@ -49,6 +50,12 @@ def write_report(out: Path, report: dict) -> dict[str, Path]:
     return plots
 
 
+def _protocol_text(protocol: dict) -> str:
+    p = EvalProtocol(**protocol)
+    return (f"{p.student}{f' ({p.student_stem} stem)' if p.student_stem else ''}, {p.epochs} epochs, "
+            f"loss {p.loss_text()}")
+
+
 def render_markdown(r: dict) -> str:
     t, tau, sel = r["teacher"], r["tau"], r["selection"]
     chosen = sel["chosen"]
@@ -60,6 +67,7 @@ def render_markdown(r: dict) -> str:
         f"{splits.get('selection', 'the same split')}.", "",
         f"- full teacher: {t['params']:,} parameters, {t['weights_bytes']:,} bytes, top-1 {t['top1']:.2f}% ({t['source']})",
         f"- distilled set: {r['distilled']['method']} at {r['distilled']['path']} (sha256 {r['distilled']['sha256'][:12]}…)",
+        f"- students: {_protocol_text(r['config']['protocol'])}",
         f"- tau(D_S) = {tau['top1_mean']:.2f} ± {tau['top1_std']:.2f} (student top-1 with the full teacher)",
         f"- zeta = {_f(sel['zeta'], '.4f')}; selection: {sel['reason']}",
         f"- selected: {'the full teacher' if chosen is None else 'step ' + str(r['chain'][chosen]['step'])}; "
