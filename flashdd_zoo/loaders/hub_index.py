@@ -76,7 +76,7 @@ def _zoo_repo(api, repo_id: str, revision: str | None, cache_dir) -> list[Labele
         if card_path not in files:
             continue
         local = api.hf_hub_download(repo_id, card_path, revision=revision, cache_dir=cache_dir)
-        meta = ModelCard(Path(local).read_text(encoding="utf-8"), ignore_metadata_errors=True).data.to_dict()
+        meta = ModelCard.load(Path(local), ignore_metadata_errors=True).data.to_dict()
         entry = _entry(repo_id, None if folder == "." else folder, meta)
         if entry:
             entries.append(entry)
