@@ -58,8 +58,8 @@ def soft_label_options(preset_default: bool):
     keep = " Default: the preset's." if preset_default else ""
     loss = click.option("--loss", type=click.Choice(SOFT_LABEL_LOSSES), show_default=not preset_default,
                         default=None if preset_default else EvalProtocol.loss,
-                        help="Student loss on the soft labels: kl: KL at temperature T (RDED); mse_ce: MSE + 0.025 CE "
-                             "(Flash-DD)." + keep)
+                        help="Student loss on the soft labels: kl: KL at temperature T (RDED); mse_ce: MSE + "
+                             f"{EvalProtocol.ce_weight:g} CE (Flash-DD)." + keep)
     temperature = click.option("--temperature", type=float, show_default=not preset_default,
                                default=None if preset_default else EvalProtocol.temperature,
                                help="Soft-label temperature T (RDED: 20 with CutMix)." + keep)
