@@ -25,6 +25,7 @@ from flashdd_zoo.exporters import export_labeler, load_weights, write_manifest
 from flashdd_zoo.loaders.hub import commit_of
 from flashdd_zoo.loaders.local import labeler_from_module, ort_providers, ort_uses_gpu
 from flashdd_zoo.models import build_model, load_torchvision_resnet18, resnet18_arch
+from flashdd_zoo.runtime.fast import FastOptions
 
 
 def _x(cifar10, images):
@@ -270,6 +271,20 @@ def test_a_labeler_around_an_in_memory_network_labels_like_its_export(small_net,
     with torch.no_grad():  # the labeler runs a copy: changing it leaves the caller's network alone
         next(iter(labeler.net.parameters())).add_(1.0)
     assert all(torch.equal(v, before[k]) for k, v in small_net.state_dict().items())
+
+
+def test_a_labeler_around_an_in_memory_network_takes_the_fast_path_and_labeler_options(small_net, cifar10, cifar_val):
+    stats = dict(resolution=32, mean=cifar10.spec.mean, std=cifar10.spec.std)
+    plain = labeler_from_module(small_net, **stats)
+    assert plain.config.name == "in-memory" and plain.options == FastOptions() and plain.resize is False
+    fast = labeler_from_module(small_net, fast=True, resize=True, **stats)
+    assert (fast.options.channels_last, fast.options.fold_bn, fast.options.dtype) == (True, True, torch.float32)
+    assert fast.resize is True  # a 40-px batch is resized, not refused
+    images = normalize(cifar_val.images, cifar10.spec.mean, cifar10.spec.std)
+    bigger = torch.nn.functional.interpolate(images, size=40, mode="bilinear")
+    assert fast.soft_labels(bigger).shape == (len(images), 10)
+    with pytest.raises(InputError, match="built for 32x32 images, got 40x40"):
+        plain.soft_labels(bigger)
 
 
 def test_the_commit_of_a_folder_outside_the_hf_cache_is_unknown(tmp_path):

@@ -328,6 +328,23 @@ def test_an_agreed_onnx_file_does_not_vouch_for_other_weights(tmp_path, monkeypa
     assert str(second.value) == message
 
 
+def test_a_parity_failure_names_every_weights_file_of_the_folder(tmp_path, monkeypatch):
+    """A folder can hold more than one .safetensors file (a projector's adapter and head): the refusal
+    names each, so the user knows which files the ONNX file disagrees with."""
+    monkeypatch.setattr(agreement, "_AGREED", set())
+    folder = _fixture_copy(tmp_path, "pruned")
+    weights = load_file(folder / "model.safetensors")
+    save_file({"note": weights[next(iter(weights))]}, folder / "extra.safetensors")  # listed, never loaded
+    name = next(k for k, v in weights.items() if v.is_floating_point() and v.dim() == 4)
+    weights[name] = weights[name] * -3.0
+    save_file(weights, folder / "model.safetensors")
+    write_manifest(folder)
+    with pytest.raises(ArtifactMismatchError) as e:
+        load_labeler(folder, backend="onnx")
+    assert f"computes another function than {folder / 'extra.safetensors'}, {folder / 'model.safetensors'}: " \
+        in str(e.value)
+
+
 def test_an_onnx_file_onnxruntime_cannot_run_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(agreement, "_AGREED", set())
     folder = _fixture_copy(tmp_path, "pruned")

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,23 @@ def test_a_stage_reruns_only_when_its_key_changes_and_survives_a_new_process(tmp
     assert stored["teacher"]["result"] == {"top1": 74.0}
     assert stored["teacher"]["key"] == digest({"epochs": 4, "seed": 0})
     assert StageCache(tmp_path / "work").entries == stored
+
+
+def test_a_stage_records_how_long_it_ran_and_where_a_new_work_folder_goes(tmp_path):
+    """A first build creates its (nested) work folder; each stage keeps its wall time across processes,
+    and keys and results holding paths are stored as their text (as the builds' do)."""
+    work = tmp_path / "out" / "build" / "work"  # nothing of it exists yet
+    cache = StageCache(work)
+    result = cache.run("teacher", {"weights": Path("runs/t.safetensors")},
+                       lambda: time.sleep(0.2) or {"path": Path("runs/t.safetensors")})
+    assert result == {"path": Path("runs/t.safetensors")}
+    assert digest({"weights": Path("runs/t.safetensors")}) == digest({"weights": "runs/t.safetensors"})
+    text = (work / "stages.json").read_text()
+    assert text.splitlines()[:2] == ["{", '  "teacher": {'] and text.endswith("}\n")  # one field a line: reviewable diffs
+    stored = json.loads(text)["teacher"]
+    assert stored["result"] == {"path": "runs/t.safetensors"}
+    assert 0.2 <= stored["seconds"] < 30  # the stage's own duration, not a clock reading
+    assert StageCache(work).seconds("teacher") == stored["seconds"] == cache.seconds("teacher")
 
 
 def test_a_stage_whose_outputs_are_gone_runs_again(tmp_path):

@@ -261,7 +261,9 @@ def test_not_a_labeler_repo(hub, hub_env, fresh_cache, tmp_path):
     start = len(hub.state.log)
     with pytest.raises(HubError, match="is not a flashdd-zoo labeler: it has no config.json") as e:
         load_labeler(f"{ORG}/not-a-labeler", cache_dir=fresh_cache / "hub")
-    assert e.value.reason == "not_a_labeler" and f"{ORG}/not-a-labeler@main is not" in str(e.value)
+    assert e.value.reason == "not_a_labeler" and str(e.value) == (
+        f"{ORG}/not-a-labeler@main is not a flashdd-zoo labeler: it has no config.json + manifest.json. It holds no "
+        "flashdd-zoo labeler; check the repo id (and name=), or publish one with `flashdd-zoo publish`.")
     assert not [r for r in hub.state.log[start:] if "weights.bin" in r.path]  # nothing large fetched
 
 
@@ -296,9 +298,13 @@ def test_zoo_repo_holds_one_labeler_per_subfolder(hub_env, exported, changed, im
     res = run_cli(*pull, check=False)
     assert res.returncode == 1 and f"`flashdd-zoo pull {repo} --name resnet18q-ipc50 --force-download`" in res.stderr
     run_cli(*pull, "--force-download")
-    with pytest.raises(HubError, match="Labelers in this repo: resnet18q-ipc10, resnet18q-ipc50") as e:
+    with pytest.raises(HubError) as e:
         load_labeler(repo, cache_dir=cache)
-    assert e.value.reason == "not_a_labeler"
+    assert e.value.reason == "not_a_labeler" and str(e.value).endswith(
+        f"Labelers in this repo: resnet18q-ipc10, resnet18q-ipc50; load one with load_labeler('{repo}', "
+        f"name='resnet18q-ipc10') or `flashdd-zoo pull {repo} --name resnet18q-ipc10`.")
+    with pytest.raises(HubError, match=f"^{repo}@main folder 'resnet18q-ipc99' is not a flashdd-zoo labeler"):
+        load_labeler(repo, name="resnet18q-ipc99", cache_dir=cache)
 
     entries = list_labelers(repo_id=repo)
     assert [(x.name, x.dataset, x.ipc, x.kind) for x in entries] == [
@@ -312,6 +318,17 @@ def test_zoo_repo_holds_one_labeler_per_subfolder(hub_env, exported, changed, im
     files = _repo_files(repo)
     assert "resnet18q-ipc50/plots/curve.png" not in files
     assert [f for f in files if f.startswith("resnet18q-ipc10/")] == [f"resnet18q-ipc10/{f}" for f in ARTIFACT]
+
+
+def test_not_a_labeler_hint_lists_the_folders_of_the_revision_asked_for(hub_env, exported, changed, fresh_cache):
+    repo = f"{ORG}/growing"
+    publish_labeler(exported, repo, path_in_repo="first", tag="v1")
+    publish_labeler(changed, repo, path_in_repo="second")  # main moves on; v1 still holds only `first`
+    cache = fresh_cache / "hub"
+    for revision, folders in ((None, "first, second"), ("v1", "first")):  # main's listing is cached first
+        with pytest.raises(HubError) as e:
+            load_labeler(repo, revision=revision, cache_dir=cache)
+        assert f"Labelers in this repo: {folders}; load one with" in str(e.value), revision
 
 
 def test_zoo_listing_reads_the_asked_revision_a_root_labeler_and_skips_folders_without_a_card(
@@ -348,6 +365,11 @@ def test_list_labelers_of_an_organisation(hub_env, published, exported, changed,
     metrics = json.loads((changed / "metrics.json").read_text())
     assert (lab.labeler, lab.dataset, lab.ipc, lab.params, lab.weights_bytes, lab.student_top1) == (
         "resnet18q-cifar10-v2", "cifar10", 50, metrics["params"], metrics["weights_bytes"], 41.25)
+    row = lab.as_dict()  # what `flashdd-zoo ls --json` prints for it
+    assert list(row) == ["repo_id", "name", "labeler", "kind", "dataset", "ipc", "params", "weights_bytes",
+                         "student_top1", "tau", "teacher_top1"]
+    assert (row["repo_id"], row["name"], row["kind"], row["params"]) == (f"{ORG}/lab", None, "pruned", metrics["params"])
+    assert json.loads(json.dumps(row)) == row
     monkeypatch.delenv("HF_TOKEN")
     assert f"{ORG}/hidden" not in {e.repo_id for e in list_labelers(ORG)}  # private: only with a token
     with pytest.raises(HubError, match="no model repo"):
