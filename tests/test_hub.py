@@ -267,6 +267,22 @@ def test_not_a_labeler_repo(hub, hub_env, fresh_cache, tmp_path):
     assert not [r for r in hub.state.log[start:] if "weights.bin" in r.path]  # nothing large fetched
 
 
+def test_pull_refuses_a_repo_whose_manifest_leaves_out_a_required_file(hub_env, exported, fresh_cache, tmp_path):
+    """Published by hand without model.onnx, its manifest rewritten to match: every listed file verifies,
+    but the labeler is incomplete, and `pull` says so with the way to fetch it again."""
+    partial = tmp_path / "partial"
+    shutil.copytree(exported, partial)
+    (partial / "model.onnx").unlink()
+    write_manifest(partial)
+    api = HfApi()
+    api.create_repo(f"{ORG}/partial")
+    api.upload_folder(repo_id=f"{ORG}/partial", folder_path=partial)
+    res = run_cli("pull", f"{ORG}/partial", "--cache-dir", fresh_cache / "hub", check=False)
+    assert res.returncode == 1 and "manifest.json does not list required file model.onnx." in res.stderr
+    assert f"`flashdd-zoo pull {ORG}/partial --force-download`" in res.stderr
+    assert "manifest sha256 verified" not in res.stdout
+
+
 def test_artifact_from_a_newer_version_is_refused_before_weights_download(hub, hub_env, exported, fresh_cache, tmp_path):
     newer = tmp_path / "newer"
     shutil.copytree(exported, newer)
