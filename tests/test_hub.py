@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, constants
 
 from flashdd_zoo import list_labelers, load_labeler
 from flashdd_zoo.errors import ArtifactError, ArtifactPathError, HubError, HubInvalidId
@@ -390,6 +391,44 @@ def test_list_labelers_of_an_organisation(hub_env, published, exported, changed,
     assert f"{ORG}/hidden" not in {e.repo_id for e in list_labelers(ORG)}  # private: only with a token
     with pytest.raises(HubError, match="no model repo"):
         load_labeler(f"{ORG}/hidden")
+
+
+def test_an_organisation_listing_holds_only_repos_tagged_flashdd_zoo(hub_env, exported, tmp_path):
+    """A card with a flashdd block whose repo is not tagged flashdd-zoo (edited by hand) is not listed."""
+    untagged = tmp_path / "untagged"
+    shutil.copytree(exported, untagged)
+    _, front, body = (untagged / "README.md").read_text(encoding="utf-8").split("---\n", 2)
+    meta = yaml.safe_load(front)
+    meta["library_name"], meta["tags"] = "other-library", [t for t in meta["tags"] if t != "flashdd-zoo"]
+    (untagged / "README.md").write_text(f"---\n{yaml.safe_dump(meta)}---\n{body}", encoding="utf-8")
+    api = HfApi()
+    api.create_repo(f"{ORG}/untagged")
+    api.upload_folder(repo_id=f"{ORG}/untagged", folder_path=untagged)
+    publish_labeler(exported, f"{ORG}/tagged")
+    listed = {e.repo_id for e in list_labelers(ORG)}
+    assert f"{ORG}/tagged" in listed and f"{ORG}/untagged" not in listed
+
+
+def test_list_labelers_uses_the_endpoint_and_token_it_is_given_and_names_them_in_errors(hub, hub_env, exported,
+                                                                                       monkeypatch):
+    publish_labeler(exported, f"{ORG}/own-private", private=True)
+    for both_or_neither in ({"author": ORG, "repo_id": f"{ORG}/own-private"}, {}):
+        with pytest.raises(HubInvalidId, match=r"^list_labelers takes an organisation \(author=\) or a zoo repo "
+                           r"\(repo_id=\), not both\.$"):
+            list_labelers(**both_or_neither)
+    dead = "http://127.0.0.1:9"  # nothing listens there
+    with pytest.raises(HubError, match=f"^cannot reach the Hub at {re.escape(dead)} "):
+        list_labelers(ORG, endpoint=dead)  # the environment's Hub is up: only the argument is unreachable
+    monkeypatch.setattr(constants, "ENDPOINT", dead)  # now the environment points at nothing, without a token
+    monkeypatch.setenv("HF_ENDPOINT", dead)
+    monkeypatch.delenv("HF_TOKEN")
+    given = dict(endpoint=hub.url, token=TOKEN)
+    assert f"{ORG}/own-private" in {e.repo_id for e in list_labelers(ORG, **given)}  # private: the token was used
+    assert [(e.name, e.ipc) for e in list_labelers(repo_id=f"{ORG}/own-private", **given)] == [(None, 10)]
+    with pytest.raises(HubError, match=f"^no model repo {ORG}/nope on {re.escape(hub.url)}\\. "):
+        list_labelers(repo_id=f"{ORG}/nope", **given)
+    with pytest.raises(HubError, match=f"^{ORG}/own-private on {re.escape(hub.url)} has no branch, tag or commit 'v9'"):
+        list_labelers(repo_id=f"{ORG}/own-private", revision="v9", **given)
 
 
 # -- command line ------------------------------------------------------------------------------------
