@@ -410,8 +410,15 @@ def test_an_organisation_listing_holds_only_repos_tagged_flashdd_zoo(hub_env, ex
 
 
 def test_list_labelers_uses_the_endpoint_and_token_it_is_given_and_names_them_in_errors(hub, hub_env, exported,
-                                                                                       monkeypatch):
-    publish_labeler(exported, f"{ORG}/own-private", private=True)
+                                                                                       monkeypatch, tmp_path):
+    carded = tmp_path / "carded"  # a card whose block states tau(D_S) and the labeler's top-1
+    shutil.copytree(exported, carded)
+    _, front, body = (carded / "README.md").read_text(encoding="utf-8").split("---\n", 2)
+    meta = yaml.safe_load(front)
+    meta["flashdd"].update(tau_mean=31.25, teacher_top1=66.5)
+    (carded / "README.md").write_text(f"---\n{yaml.safe_dump(meta)}---\n{body}", encoding="utf-8")
+    write_manifest(carded)
+    publish_labeler(carded, f"{ORG}/own-private", private=True)
     for both_or_neither in ({"author": ORG, "repo_id": f"{ORG}/own-private"}, {}):
         with pytest.raises(HubInvalidId, match=r"^list_labelers takes an organisation \(author=\) or a zoo repo "
                            r"\(repo_id=\), not both\.$"):
@@ -424,7 +431,8 @@ def test_list_labelers_uses_the_endpoint_and_token_it_is_given_and_names_them_in
     monkeypatch.delenv("HF_TOKEN")
     given = dict(endpoint=hub.url, token=TOKEN)
     assert f"{ORG}/own-private" in {e.repo_id for e in list_labelers(ORG, **given)}  # private: the token was used
-    assert [(e.name, e.ipc) for e in list_labelers(repo_id=f"{ORG}/own-private", **given)] == [(None, 10)]
+    (entry,) = list_labelers(repo_id=f"{ORG}/own-private", **given)
+    assert (entry.name, entry.ipc, entry.tau, entry.teacher_top1) == (None, 10, 31.25, 66.5)  # the card's block
     with pytest.raises(HubError, match=f"^no model repo {ORG}/nope on {re.escape(hub.url)}\\. "):
         list_labelers(repo_id=f"{ORG}/nope", **given)
     with pytest.raises(HubError, match=f"^{ORG}/own-private on {re.escape(hub.url)} has no branch, tag or commit 'v9'"):
