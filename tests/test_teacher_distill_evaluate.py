@@ -16,7 +16,8 @@ from PIL import Image
 from flashdd_zoo.cli.zoo import distill_cmd, evaluate_cmd
 from flashdd_zoo.data import load_split
 from flashdd_zoo.errors import DataError, FlashDDError
-from flashdd_zoo.zoo.checkpoints import load_checkpoint, read_checkpoint_meta
+from flashdd_zoo.models import build_model, convnet_arch
+from flashdd_zoo.zoo.checkpoints import load_checkpoint, read_checkpoint_meta, restore_optimizer, save_checkpoint
 from flashdd_zoo.zoo.distill import RDEDConfig, _stitch, distill_rded
 from flashdd_zoo.zoo.distilled import distilled_sha256, load_distilled
 from flashdd_zoo.zoo.evaluate import EvalProtocol, evaluate, train_student
@@ -186,6 +187,24 @@ def test_train_teacher_resumes_after_interruption(tmp_path, cifar10, cifar_train
     with pytest.raises(FlashDDError, match="different recipe"):
         train_teacher(cifar10, run, TeacherRecipe(epochs=3, width_scale=0.25), device="cpu",
                       train=cifar_train_small, val=cifar_val, show_progress=False)
+
+
+def test_checkpoint_restores_every_optimizer_state_entry(tmp_path):
+    # Optimizers may keep plain Python values beside tensors (here a step count); both must survive.
+    net = build_model(convnet_arch(10, 32, depth=1, width=8))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    net(torch.randn(2, 3, 32, 32)).sum().backward()
+    opt.step()
+    first = next(iter(opt.state))
+    opt.state[first]["steps_taken"] = 7
+    save_checkpoint(tmp_path / "ck", net, {"epoch": 1}, optimizer=opt)
+
+    fresh = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    restore_optimizer(tmp_path / "ck", fresh)
+    restored = fresh.state_dict()["state"]
+    assert restored[0]["steps_taken"] == 7
+    for idx, entries in opt.state_dict()["state"].items():
+        assert torch.equal(restored[idx]["momentum_buffer"], entries["momentum_buffer"]), idx
 
 
 @pytest.mark.parametrize("command", [distill_cmd, evaluate_cmd])
