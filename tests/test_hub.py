@@ -15,10 +15,10 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from huggingface_hub import HfApi, constants
+from huggingface_hub import HfApi, ModelInfo, constants
 
 from flashdd_zoo import list_labelers, load_labeler
-from flashdd_zoo.errors import ArtifactError, ArtifactPathError, HubError, HubInvalidId
+from flashdd_zoo.errors import ArtifactError, ArtifactPathError, HubError, HubInvalidId, HubOfflineNotCached
 from flashdd_zoo.exporters import write_manifest
 from flashdd_zoo.exporters.publish import publish_labeler
 
@@ -437,6 +437,19 @@ def test_list_labelers_uses_the_endpoint_and_token_it_is_given_and_names_them_in
         list_labelers(repo_id=f"{ORG}/nope", **given)
     with pytest.raises(HubError, match=f"^{ORG}/own-private on {re.escape(hub.url)} has no branch, tag or commit 'v9'"):
         list_labelers(repo_id=f"{ORG}/own-private", revision="v9", **given)
+
+
+def test_an_organisation_listing_while_offline_names_the_organisation_and_the_fix(monkeypatch):
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubOfflineNotCached, match=rf"^HF_HUB_OFFLINE=1 is set, so {ORG}/\* cannot be reached on "
+                       r"http://127\.0\.0\.1:9; unset it to talk to the Hub\.$"):
+        list_labelers(ORG, endpoint="http://127.0.0.1:9")
+
+
+def test_a_search_hit_without_card_data_is_not_listed(monkeypatch):
+    # The Hub's search gives card_data None for a tagged repo without a README; such a hit is no labeler.
+    monkeypatch.setattr(HfApi, "list_models", lambda self, **_: iter([ModelInfo(id=f"{ORG}/bare", tags=["flashdd-zoo"])]))
+    assert list_labelers(ORG, endpoint="http://127.0.0.1:9") == []
 
 
 # -- command line ------------------------------------------------------------------------------------
