@@ -190,19 +190,20 @@ def test_train_teacher_resumes_after_interruption(tmp_path, cifar10, cifar_train
 
 
 def test_checkpoint_restores_every_optimizer_state_entry(tmp_path):
-    # Optimizers may keep plain Python values beside tensors (here a step count); both must survive.
+    # Optimizers may keep plain Python values beside tensors (here a step count), and any name; all must survive.
     net = build_model(convnet_arch(10, 32, depth=1, width=8))
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     net(torch.randn(2, 3, 32, 32)).sum().backward()
     opt.step()
     first = next(iter(opt.state))
     opt.state[first]["steps_taken"] = 7
+    opt.state[first]["ema.slow"] = torch.arange(3.0)
     save_checkpoint(tmp_path / "ck", net, {"epoch": 1}, optimizer=opt)
 
     fresh = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     restore_optimizer(tmp_path / "ck", fresh)
     restored = fresh.state_dict()["state"]
-    assert restored[0]["steps_taken"] == 7
+    assert restored[0]["steps_taken"] == 7 and torch.equal(restored[0]["ema.slow"], torch.arange(3.0))
     for idx, entries in opt.state_dict()["state"].items():
         assert torch.equal(restored[idx]["momentum_buffer"], entries["momentum_buffer"]), idx
 
