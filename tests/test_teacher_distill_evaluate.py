@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,10 +13,11 @@ import time
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
 
 from flashdd_zoo.cli.zoo import distill_cmd, evaluate_cmd
 from flashdd_zoo.data import load_split
-from flashdd_zoo.errors import DataError, FlashDDError
+from flashdd_zoo.errors import ArtifactError, DataError, FlashDDError
 from flashdd_zoo.models import build_model, convnet_arch
 from flashdd_zoo.zoo.checkpoints import load_checkpoint, read_checkpoint_meta, restore_optimizer, save_checkpoint
 from flashdd_zoo.zoo.distill import RDEDConfig, _stitch, distill_rded
@@ -187,6 +189,23 @@ def test_train_teacher_resumes_after_interruption(tmp_path, cifar10, cifar_train
     with pytest.raises(FlashDDError, match="different recipe"):
         train_teacher(cifar10, run, TeacherRecipe(epochs=3, width_scale=0.25), device="cpu",
                       train=cifar_train_small, val=cifar_val, show_progress=False)
+
+
+def test_a_checkpoint_says_what_it_is_and_a_foreign_folder_is_refused_by_name(tmp_path):
+    folder = save_checkpoint(tmp_path / "ck", build_model(convnet_arch(10, 32, depth=1, width=8)), {"epoch": 3})
+    with safe_open(str(folder / "model.safetensors"), "pt") as weights:
+        assert weights.metadata() == {"format": "flashdd-zoo/checkpoint"}
+    # one field a line, so committed checkpoints (benchmarks/work) diff line by line
+    assert (folder / "checkpoint.json").read_text().startswith(
+        '{\n  "format": "flashdd-zoo/checkpoint",\n  "architecture": {\n    "name": "convnet",\n')
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with pytest.raises(ArtifactError, match=rf"^{re.escape(str(bad))} is not a readable checkpoint: .*checkpoint\.json"):
+        read_checkpoint_meta(bad)
+    (bad / "checkpoint.json").write_text('{"format": "flashdd-zoo/labeler"}')
+    with pytest.raises(ArtifactError, match=rf"^{re.escape(str(bad))}/checkpoint\.json is not a flashdd-zoo checkpoint\.$"):
+        read_checkpoint_meta(bad)
 
 
 def test_checkpoint_restores_every_optimizer_state_entry(tmp_path):
