@@ -18,7 +18,14 @@ from click.testing import CliRunner
 from huggingface_hub import HfApi, ModelInfo, constants
 
 from flashdd_zoo import list_labelers, load_labeler
-from flashdd_zoo.errors import ArtifactError, ArtifactPathError, HubError, HubInvalidId, HubOfflineNotCached
+from flashdd_zoo.errors import (
+    ArtifactArgumentError,
+    ArtifactError,
+    ArtifactPathError,
+    HubError,
+    HubInvalidId,
+    HubOfflineNotCached,
+)
 from flashdd_zoo.exporters import write_manifest
 from flashdd_zoo.exporters.publish import publish_labeler
 
@@ -160,6 +167,39 @@ def test_tampered_blob_in_cache_is_refused_then_repaired(hub_env, published, ima
         assert "force_download=True" in str(e.value) and "--force-download" in str(e.value)
     repaired = load_labeler(f"{ORG}/lab", revision="v1", cache_dir=cache, force_download=True)
     assert torch.equal(repaired.soft_labels(images), soft(exported, images))
+
+
+def test_load_labeler_uses_the_endpoint_token_and_runtime_options_it_is_given(hub, hub_env, exported, images,
+                                                                             fresh_cache, monkeypatch):
+    publish_labeler(exported, f"{ORG}/private-lab", private=True)
+    dead = "http://127.0.0.1:9"  # the environment points at nothing, without a token
+    monkeypatch.setattr(constants, "ENDPOINT", dead)
+    monkeypatch.setenv("HF_ENDPOINT", dead)
+    monkeypatch.delenv("HF_TOKEN")
+    labeler = load_labeler(f"{ORG}/private-lab", endpoint=hub.url, token=TOKEN, cache_dir=fresh_cache / "hub",
+                           backend="onnx")
+    assert labeler.backend == "onnx"
+    assert torch.allclose(labeler.soft_labels(images), soft(exported, images), atol=1e-4)
+
+
+def test_an_unknown_backend_is_refused_before_anything_is_fetched(hub, hub_env, fresh_cache):
+    start = len(hub.state.log)
+    with pytest.raises(ArtifactArgumentError, match=r"^unknown backend 'tensorrt'; choose one of \('torch', 'onnx'\)\.$"):
+        load_labeler(f"{ORG}/lab", cache_dir=fresh_cache / "hub", backend="tensorrt")
+    assert hub.state.log[start:] == []
+
+
+def test_a_refetch_hint_names_the_revision_and_the_folder_asked_for(hub_env, exported, images, fresh_cache):
+    repo = f"{ORG}/zoo-hint"
+    publish_labeler(exported, repo, path_in_repo="resnet18q-ipc10", tag="v2")
+    cache = fresh_cache / "hub"
+    labeler = load_labeler(repo, revision="v2", name="resnet18q-ipc10", cache_dir=cache)
+    blob = (labeler.folder / "model.safetensors").resolve()
+    blob.write_bytes(blob.read_bytes()[:-100])
+    with pytest.raises(ArtifactError) as e:
+        load_labeler(repo, revision="v2", name="resnet18q-ipc10", cache_dir=cache)
+    assert f"This copy of {repo}@v2 (commit " in str(e.value)
+    assert f"`flashdd-zoo pull {repo} --revision v2 --name resnet18q-ipc10 --force-download`" in str(e.value)
 
 
 def test_file_altered_on_the_server_is_refused(hub, hub_env, exported, fresh_cache):

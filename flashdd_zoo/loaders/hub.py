@@ -62,16 +62,17 @@ def download_labeler(
 def load_hub_labeler(
     repo_id: str,
     *,
-    revision: str | None = None,
-    name: str | None = None,
-    endpoint: str | None = None,
-    token: str | bool | None = None,
-    cache_dir: str | Path | None = None,
-    local_files_only: bool = False,
-    force_download: bool = False,
+    revision: str | None,
+    name: str | None,
+    endpoint: str | None,
+    token: str | bool | None,
+    cache_dir: str | Path | None,
+    local_files_only: bool,
+    force_download: bool,
     **load_kwargs: Any,
 ) -> Labeler:
-    """Download (or find in the cache) and load a labeler published on the Hub."""
+    """Download (or find in the cache) and load a labeler published on the Hub (load_labeler's Hub half:
+    it passes every Hub option, so none has a default here)."""
     backend = load_kwargs.get("backend", "torch")
     if backend not in BACKENDS:  # before any download
         raise ArtifactArgumentError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
