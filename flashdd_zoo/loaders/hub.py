@@ -27,15 +27,16 @@ from .local import BACKENDS, load_local_labeler
 def download_labeler(
     repo_id: str,
     *,
-    revision: str | None = None,
-    name: str | None = None,
-    endpoint: str | None = None,
-    token: str | bool | None = None,
-    cache_dir: str | Path | None = None,
-    local_files_only: bool = False,
-    force_download: bool = False,
+    revision: str | None,
+    name: str | None,
+    endpoint: str | None,
+    token: str | bool | None,
+    cache_dir: str | Path | None,
+    local_files_only: bool,
+    force_download: bool,
 ) -> Path:
     """Fetch a labeler folder (the repo root, or subfolder `name` of a zoo repo) into the HF cache.
+    Its callers pass every Hub option of load_labeler / `flashdd-zoo pull`, so none has a default.
 
     Returns the folder inside the cache snapshot. Files are not hash-checked here; the loader
     (or `flashdd-zoo pull`) verifies them against the manifest.
