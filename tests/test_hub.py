@@ -17,6 +17,7 @@ import yaml
 from click.testing import CliRunner
 from huggingface_hub import HfApi, ModelInfo, constants
 
+import flashdd_zoo
 from flashdd_zoo import list_labelers, load_labeler
 from flashdd_zoo.errors import (
     ArtifactArgumentError,
@@ -180,6 +181,35 @@ def test_load_labeler_uses_the_endpoint_token_and_runtime_options_it_is_given(hu
                            backend="onnx")
     assert labeler.backend == "onnx"
     assert torch.allclose(labeler.soft_labels(images), soft(exported, images), atol=1e-4)
+
+
+def test_every_request_and_error_of_a_download_uses_the_given_endpoint_and_token(hub, hub_env, exported,
+                                                                                 fresh_cache, monkeypatch):
+    repo = f"{ORG}/private-refs"
+    publish_labeler(exported, repo, private=True, tag="v1")
+    dead = "http://127.0.0.1:9"  # the environment points at nothing, without a token
+    monkeypatch.setattr(constants, "ENDPOINT", dead)
+    monkeypatch.setenv("HF_ENDPOINT", dead)
+    monkeypatch.delenv("HF_TOKEN")
+    given = dict(endpoint=hub.url, token=TOKEN, cache_dir=fresh_cache / "hub")
+    start = len(hub.state.log)
+    load_labeler(repo, **given)
+    fetched = hub.state.log[start:]
+    assert fetched and all(f"flashdd-zoo/{flashdd_zoo.__version__}" in r.user_agent for r in fetched)
+
+    url = re.escape(hub.url)
+    with pytest.raises(HubError, match=rf"^{repo} on {url} has no branch, tag or commit 'v9' "
+                       r"\(it has branches: main; tags: v1\)\."):  # the refs were listed with the given token
+        load_labeler(repo, revision="v9", **given)
+    with pytest.raises(HubError, match=rf"^no model repo {ORG}/nope on {url} \(and no local folder of that name\)\. "):
+        load_labeler(f"{ORG}/nope", **given)
+    offline = dict(given, local_files_only=True)
+    for revision in ("v1", "v9"):  # neither is in the cache (main is): both are not-cached errors, with no request
+        start = len(hub.state.log)
+        with pytest.raises(HubOfflineNotCached, match=rf"and {repo}@{revision} is not in the local Hugging Face cache"
+                           rf"\..*`flashdd-zoo pull {repo} --revision {revision}`"):
+            load_labeler(repo, revision=revision, **offline)
+        assert hub.state.log[start:] == []
 
 
 def test_an_unknown_backend_is_refused_before_anything_is_fetched(hub, hub_env, fresh_cache):

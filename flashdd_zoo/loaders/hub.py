@@ -46,7 +46,7 @@ def download_labeler(
     fetch = dict(repo_id=repo_id, endpoint=endpoint, token=token, cache_dir=cache_dir,
                  local_files_only=local_files_only, force_download=force_download,
                  library_name=LIBRARY, library_version=_version())
-    checked = _revision_checked(repo_id, revision, endpoint, token, local_files_only)
+    checked = _revision_checked(repo_id, revision, endpoint, token)
     with checked, hub_errors(repo_id, revision, endpoint, loading=True):
         first = [prefix + CONFIG, prefix + MANIFEST]
         snapshot = Path(snapshot_download(revision=revision, allow_patterns=first, **fetch))
@@ -99,13 +99,14 @@ def pull_labeler(repo_id: str, *, revision: str | None = None, name: str | None 
 
 
 @contextmanager
-def _revision_checked(repo_id: str, revision: str | None, endpoint: str | None, token, offline: bool):
+def _revision_checked(repo_id: str, revision: str | None, endpoint: str | None, token):
     """Name the revisions a repo has when one is missing. Some Hub mirrors (olah) answer "repo not
-    found" for a missing revision: the repo's refs tell the two cases apart."""
+    found" for a missing revision: the repo's refs tell the two cases apart. (Offline, a missing
+    revision is a not-cached error instead, which passes through.)"""
     try:
         yield
     except (HubRepoNotFound, HubRevisionNotFound) as e:
-        if revision is None or offline:
+        if revision is None:
             raise
         try:
             refs = hub_api(endpoint, token).list_repo_refs(repo_id)
