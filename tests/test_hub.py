@@ -219,11 +219,13 @@ def test_an_unknown_backend_is_refused_before_anything_is_fetched(hub, hub_env, 
     assert hub.state.log[start:] == []
 
 
-def test_a_labeler_name_may_be_written_with_slashes_around_it(hub_env, exported, images, fresh_cache):
-    repo = f"{ORG}/zoo-slashes"
-    publish_labeler(exported, repo, path_in_repo="resnet18q-X")
-    labeler = load_labeler(repo, name="/resnet18q-X/", cache_dir=fresh_cache / "hub")
-    assert labeler.folder.name == "resnet18q-X" and torch.equal(labeler.soft_labels(images), soft(exported, images))
+def test_a_labeler_in_a_nested_folder_loads_by_its_path_with_or_without_slashes_around_it(hub_env, exported, images,
+                                                                                         fresh_cache):
+    repo = f"{ORG}/zoo-nested"
+    publish_labeler(exported, repo, path_in_repo="cifar10/resnet18q-X")
+    labeler = load_labeler(repo, name="/cifar10/resnet18q-X/", cache_dir=fresh_cache / "hub")
+    assert labeler.folder.parts[-2:] == ("cifar10", "resnet18q-X")
+    assert torch.equal(labeler.soft_labels(images), soft(exported, images))
 
 
 def test_a_refetch_hint_names_the_revision_and_the_folder_asked_for(hub_env, exported, images, fresh_cache):

@@ -135,8 +135,8 @@ def commit_of(folder: Path) -> str:
 def _prefix(name: str | None) -> str:
     if not name:
         return ""
-    parts = PurePosixPath(name.strip("/")).parts
-    if not parts or any(p in ("..", ".") for p in parts):
+    parts = PurePosixPath(name.strip("/")).parts  # "." components are dropped here, ".." are not
+    if not parts or ".." in parts:
         raise HubInvalidId(f"labeler name {name!r} must be a folder inside the repo, e.g. 'resnet18-cifar10'.")
     return "/".join(parts) + "/"
 
