@@ -43,4 +43,4 @@ def load_labeler(
                            "shows it, e.g. flashdd/resnet18-imagenet1k-ipc10-pruned.")
     if isinstance(source, Path):
         return load_local_labeler(source, **runtime)
-    return load_hub_labeler(source, name=name, **hub, **runtime)
+    return load_hub_labeler(source, dict(hub, name=name), **runtime)

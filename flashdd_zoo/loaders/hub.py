@@ -60,30 +60,17 @@ def download_labeler(
     return folder
 
 
-def load_hub_labeler(
-    repo_id: str,
-    *,
-    revision: str | None,
-    name: str | None,
-    endpoint: str | None,
-    token: str | bool | None,
-    cache_dir: str | Path | None,
-    local_files_only: bool,
-    force_download: bool,
-    **load_kwargs: Any,
-) -> Labeler:
-    """Download (or find in the cache) and load a labeler published on the Hub (load_labeler's Hub half:
-    it passes every Hub option, so none has a default here)."""
+def load_hub_labeler(repo_id: str, fetch: dict[str, Any], **load_kwargs: Any) -> Labeler:
+    """Download (or find in the cache) and load a labeler published on the Hub: load_labeler's Hub half.
+    `fetch` holds download_labeler's keywords, `load_kwargs` load_local_labeler's."""
     backend = load_kwargs.get("backend", "torch")
     if backend not in BACKENDS:  # before any download
         raise ArtifactArgumentError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
-    folder = download_labeler(repo_id, revision=revision, name=name, endpoint=endpoint, token=token,
-                              cache_dir=cache_dir, local_files_only=local_files_only,
-                              force_download=force_download)
+    folder = download_labeler(repo_id, **fetch)
     try:
         return load_local_labeler(folder, **load_kwargs)
     except ArtifactError as e:
-        raise ArtifactError(f"{e}\n{_refetch_hint(repo_id, revision, name, folder)}") from e
+        raise ArtifactError(f"{e}\n{_refetch_hint(repo_id, fetch['revision'], fetch['name'], folder)}") from e
 
 
 def pull_labeler(repo_id: str, *, revision: str | None = None, name: str | None = None,
