@@ -17,7 +17,9 @@ load (links inside the folder, a Hugging Face cache snapshot) and that the ONNX 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -288,6 +290,56 @@ def test_malformed_manifest_entry(tmp_path):
     del manifest["files"]["model.onnx"]["bytes"]
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="manifest.json is not a valid manifest"):
+        load_labeler(folder)
+
+
+def test_write_manifest_keeps_the_format1_layout_and_hashes_every_artifact_file(tmp_path):
+    folder = _fixture_copy(tmp_path, "pruned")
+    committed = (folder / "manifest.json").read_bytes()
+    (folder / "manifest.json").unlink()
+    write_manifest(folder)
+    assert (folder / "manifest.json").read_bytes() == committed  # same bytes: old artifacts and Hub copies agree
+
+    (folder / ".DS_Store").write_bytes(b"finder")  # hidden files are no part of an artifact
+    (folder / "plots").mkdir()
+    (folder / "plots" / "curve.png").write_bytes(b"\x89PNG" * 3)
+    returned = write_manifest(folder)
+    written = json.loads((folder / "manifest.json").read_text())
+    assert returned == written and written["algorithm"] == "sha256"
+    listed = ["README.md", "config.json", "model.onnx", "model.safetensors", "plots/curve.png"]
+    assert written["files"] == {rel: {"sha256": hashlib.sha256((folder / rel).read_bytes()).hexdigest(),
+                                      "bytes": len((folder / rel).read_bytes())} for rel in listed}
+
+
+def test_a_folder_without_a_manifest_is_refused_with_the_fix(tmp_path):
+    folder = _fixture_copy(tmp_path, "pruned")
+    (folder / "manifest.json").unlink()
+    with pytest.raises(ArtifactError, match=rf"^{re.escape(str(folder))} has no manifest\.json; it is not a complete "
+                       r"flashdd-zoo labeler \(re-export it with `flashdd-zoo export`\)\.$"):
+        load_labeler(folder)
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda m: m.update(algorithm="md5"), "algorithm 'md5', but flashdd-zoo checks sha256 only"),
+    (lambda m: m["files"]["model.onnx"].update(bytes="97791"), "needs a sha256 string and a bytes count"),
+    (lambda m: m["files"]["model.onnx"].update(sha256=None), "needs a sha256 string and a bytes count"),
+    (lambda m: m.update(files=["model.onnx"]), ""),
+])
+def test_a_manifest_of_another_shape_is_refused(tmp_path, edit, problem):
+    folder = _fixture_copy(tmp_path, "pruned")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    edit(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=rf"^{re.escape(str(folder / 'manifest.json'))} is not a valid manifest: "
+                       rf".*{re.escape(problem)}"):
+        load_labeler(folder)
+
+
+@pytest.mark.parametrize("rel", ["plots//README.md", "./README.md", "plots\\README.md", "C:README.md"])
+def test_manifest_entries_must_be_plain_relative_posix_paths(tmp_path, rel):
+    folder = _fixture_copy(tmp_path, "pruned")
+    _list_in_manifest(folder, rel, folder / "README.md")
+    with pytest.raises(ArtifactPathError, match=f"lists {re.escape(repr(rel))}, a path outside the labeler folder"):
         load_labeler(folder)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from ..errors import ArtifactError, ArtifactPathError
 
 MANIFEST = "manifest.json"
+ALGORITHM = "sha256"
 CHUNK = 1 << 20
 
 
@@ -34,7 +35,7 @@ def write_manifest(folder: Path) -> dict:
         rel: {"sha256": sha256_file(folder / rel), "bytes": (folder / rel).stat().st_size}
         for rel in artifact_files(folder)
     }
-    manifest = {"algorithm": "sha256", "files": files}
+    manifest = {"algorithm": ALGORITHM, "files": files}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -48,6 +49,8 @@ def read_manifest(folder: Path) -> dict:
         )
     try:
         manifest = json.loads(path.read_text())
+        if manifest["algorithm"] != ALGORITHM:
+            raise ValueError(f"algorithm {manifest['algorithm']!r}, but flashdd-zoo checks {ALGORITHM} only")
         for entry in manifest["files"].values():
             if not (isinstance(entry["sha256"], str) and isinstance(entry["bytes"], int)):
                 raise ValueError(f"entry {entry!r} needs a sha256 string and a bytes count")
