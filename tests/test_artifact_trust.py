@@ -29,6 +29,8 @@ from pathlib import Path
 
 import onnx
 import pytest
+import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from flashdd_zoo import load_labeler
@@ -36,6 +38,8 @@ from flashdd_zoo.artifact import agreement
 from flashdd_zoo.errors import ArtifactError, ArtifactMismatchError, ArtifactPathError
 from flashdd_zoo.exporters import write_manifest
 from flashdd_zoo.exporters.manifest import listed_path, sha256_file
+from flashdd_zoo.exporters.weights import load_weights, read_weights_header, save_tensors
+from flashdd_zoo.models import build_model, convnet_arch
 
 FORMAT1 = Path(__file__).parent / "fixtures" / "format1"
 
@@ -171,6 +175,61 @@ def test_weights_stored_in_another_dtype_are_refused(tmp_path):
     with pytest.raises(ArtifactMismatchError, match=r"dtype mismatches \['conv1.weight: file torch.float64 vs config "
                        r"torch.float32'"):
         load_labeler(folder)
+
+
+def test_extra_tensors_in_the_weights_file_are_refused_by_name(tmp_path):
+    folder = _fixture_copy(tmp_path, "pruned")
+    weights = folder / "model.safetensors"
+    with safe_open(str(weights), framework="pt") as f:
+        metadata = f.metadata()
+    state = {**load_file(str(weights)), "zz.extra": torch.zeros(3), "zz.more": torch.zeros(2)}
+    save_file(state, str(weights), metadata=metadata)
+    write_manifest(folder)
+    with pytest.raises(ArtifactMismatchError, match=rf"^{re.escape(str(weights))} does not match config.json: the "
+                       r"weights file holds tensor 'zz\.extra' \(and 1 more\) that config.json has no place for\. "):
+        load_labeler(folder)
+
+
+def test_a_weights_file_that_is_not_safetensors_is_refused_by_name(tmp_path):
+    folder = _fixture_copy(tmp_path, "pruned")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"\x10" + bytes(7) + b"{not a header}")
+    write_manifest(folder)
+    with pytest.raises(ArtifactError, match=rf"^{re.escape(str(weights))} is not a readable safetensors file: "):
+        load_labeler(folder)
+    with pytest.raises(ArtifactError, match=rf"^{re.escape(str(weights))} is not a readable safetensors file: "):
+        load_weights(build_model(convnet_arch(10, 32, depth=1, width=8)), weights)
+
+
+def test_load_weights_lists_every_kind_of_difference(tmp_path):
+    net = build_model(convnet_arch(10, 32, depth=2, width=8))
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith("layers.1.") and k != "fc.bias"}
+    state.update({"extra.weight": torch.zeros(1), "fc.weight": torch.zeros(10, 256),
+                  "layers.0.conv.bias": torch.zeros(8, dtype=torch.float64)})
+    path = tmp_path / "other.safetensors"
+    save_file(state, str(path))
+    expected = (f"{path} does not match the architecture in config.json: missing ['fc.bias', 'layers.1.conv.bias', "
+                "'layers.1.conv.weight', 'layers.1.norm.bias']; unexpected ['extra.weight']; shape mismatches "
+                "['fc.weight: file (10, 256) vs config (10, 512)']; dtype mismatches ['layers.0.conv.bias: file "
+                "torch.float64 vs config torch.float32']. The weights and config.json must come from the same export.")
+    with pytest.raises(ArtifactMismatchError) as e:
+        load_weights(net, path)
+    assert str(e.value) == expected
+
+
+def test_saved_weights_have_one_byte_form_whatever_the_metadata_order(tmp_path):
+    tensors = {"b": torch.arange(3.0), "a": torch.ones(2, 2)}
+    metadata = {f"key{i}": i for i in range(8)} | {"name": "naïve café"}  # values: JSON, and UTF-8 text as it is
+    save_tensors(tensors, tmp_path / "one.safetensors", metadata)
+    save_tensors(tensors, tmp_path / "two.safetensors", dict(reversed(metadata.items())))
+    one = (tmp_path / "one.safetensors").read_bytes()
+    assert one == (tmp_path / "two.safetensors").read_bytes()
+    size = int.from_bytes(one[:8], "little")
+    assert list(json.loads(one[8:8 + size])["__metadata__"]) == sorted(metadata)
+    header = read_weights_header(tmp_path / "one.safetensors")
+    assert header.metadata == {**{f"key{i}": str(i) for i in range(8)}, "name": "naïve café"}
+    assert header.shapes == {"a": (2, 2), "b": (3,)}
+    assert all(torch.equal(load_file(str(tmp_path / "one.safetensors"))[k], v) for k, v in tensors.items())
 
 
 # -- 2. every fact config.json states that the weights determine -----------------------------------
