@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from flashdd_zoo import load_labeler
 from flashdd_zoo.artifact import agreement
+from flashdd_zoo.artifact.config import InputSpec, LabelerConfig, read_config, write_config
 from flashdd_zoo.errors import ArtifactError, ArtifactMismatchError, ArtifactPathError
 from flashdd_zoo.exporters import write_manifest
 from flashdd_zoo.exporters.manifest import listed_path, sha256_file
@@ -269,6 +270,73 @@ def test_input_size_beyond_the_bound(copy_of):
     _edit_config(copy_of, lambda c: c["input"].update(size=[100_000, 100_000]))
     with pytest.raises(ArtifactError, match=r"input size \(100000, 100000\) must be 1 to 1024 pixels a side"):
         load_labeler(copy_of)
+
+
+def test_a_format1_config_is_read_and_written_back_field_for_field(tmp_path):
+    text = (FORMAT1 / "pruned" / "config.json").read_text()
+    doc = json.loads(text)
+    assert text == json.dumps(doc, indent=2) + "\n"  # the committed layout, which write_config keeps
+    write_config(tmp_path, read_config(FORMAT1 / "pruned"))
+    expected = {k: v for k, v in doc.items() if k != "metrics"}  # format 1 kept the metrics in config.json
+    assert (tmp_path / "config.json").read_text() == json.dumps(expected, indent=2) + "\n"
+    upgraded = read_config(tmp_path).upgraded().to_json()
+    assert upgraded == {**expected, "format_version": 2}
+
+
+def _written(folder: Path, doc) -> Path:
+    (folder / "config.json").write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return folder / "config.json"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: "{", "{path} is not valid JSON: "),
+    (lambda d: [d], "{path} is not a flashdd-zoo labeler config (format != 'flashdd-zoo/labeler')."),
+    (lambda d: {**d, "format": "flashdd-zoo/checkpoint"},
+     "{path} is not a flashdd-zoo labeler config (format != 'flashdd-zoo/labeler')."),
+    (lambda d: {**d, "format_version": "2"}, "{folder} was written in artifact format version '2' (by flashdd-zoo "
+     "0.1.0); this flashdd-zoo reads up to version 2. Upgrade: pip install -U flashdd-zoo."),
+    (lambda d: {k: v for k, v in d.items() if k != "input"},
+     "{path} is missing or has a malformed field (KeyError('input')); export the labeler again."),
+    (lambda d: {**d, "temperature": "warm"}, "{path} is missing or has a malformed field (ValueError("),
+    (lambda d: {**d, "class_names": d["class_names"][:2]}, "2 class names for a 3-class network."),
+    (lambda d: {**d, "input": {**d["input"], "std": [0.2, 0.2]}},
+     "input mean (0.4914, 0.4822, 0.4465) and std (0.2, 0.2) must give one value per channel (3)."),
+])
+def test_a_config_json_that_is_not_a_valid_config_is_refused_naming_why(tmp_path, edit, message):
+    folder = _fixture_copy(tmp_path, "pruned")
+    path = _written(folder, edit(json.loads((folder / "config.json").read_text())))
+    with pytest.raises(ArtifactError) as e:
+        read_config(folder)
+    assert str(e.value).startswith(message.format(path=path, folder=folder))
+
+
+def test_a_folder_without_config_json_is_not_a_labeler_folder(tmp_path):
+    folder = _fixture_copy(tmp_path, "pruned")
+    (folder / "config.json").unlink()
+    with pytest.raises(ArtifactError) as e:
+        read_config(folder)
+    assert str(e.value) == (f"{folder / 'config.json'} is missing: {folder} is not a flashdd-zoo labeler folder "
+                            "(expected config.json, model.safetensors, model.onnx, README.md, metrics.json).")
+
+
+def test_input_sides_and_channels_at_their_bounds():
+    gray = ((0.5,), (0.25,))
+    assert InputSpec((1, 1024), *gray, channels=1).size == (1, 1024)  # the smallest and largest side, one channel
+    for size in ((0, 8), (8, 1025)):
+        with pytest.raises(ArtifactError, match=rf"^input size \({size[0]}, {size[1]}\) must be 1 to 1024 pixels"):
+            InputSpec(size, *gray, channels=1)
+    with pytest.raises(ArtifactError, match=r"^input mean \(\) and std \(\) must give one value per channel \(0\)\.$"):
+        InputSpec((8, 8), (), (), channels=0)
+
+
+def test_a_new_config_labels_at_rdeds_temperature_unless_told(tmp_path):
+    doc = json.loads((FORMAT1 / "pruned" / "config.json").read_text())
+    common = dict(name="x", kind="pruned", architecture=doc["architecture"], class_names=doc["class_names"],
+                  resolution=8, mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert LabelerConfig.create(**common).temperature == 20.0
+    made = LabelerConfig.create(**common, temperature=4, lineage={"ipc": 1}, plots=["curve.png"])
+    assert (made.temperature, made.lineage, made.plots, made.input.size) == (4.0, {"ipc": 1}, ("curve.png",), (8, 8))
+    assert made.to_json()["output"] == {"type": "logits", "soft_labels": "softmax(logits / temperature)"}
 
 
 def test_onnx_of_another_interface_is_refused_even_for_torch(copy_of):
