@@ -416,6 +416,30 @@ def test_zoo_repo_holds_one_labeler_per_subfolder(hub_env, exported, changed, im
     assert [f for f in files if f.startswith("resnet18q-ipc10/")] == [f"resnet18q-ipc10/{f}" for f in ARTIFACT]
 
 
+def test_a_repo_with_a_config_but_no_manifest_at_a_tag_is_not_a_labeler(hub_env, exported, fresh_cache, tmp_path):
+    repo = f"{ORG}/config-only"
+    shutil.copy(exported / "config.json", tmp_path / "config.json")
+    api = HfApi()
+    api.create_repo(repo)
+    api.upload_folder(repo_id=repo, folder_path=tmp_path)
+    api.create_tag(repo, tag="v3")
+    with pytest.raises(HubError) as e:
+        load_labeler(repo, revision="v3", cache_dir=fresh_cache / "hub")
+    assert e.value.reason == "not_a_labeler"
+    assert str(e.value).startswith(f"{repo}@v3 is not a flashdd-zoo labeler: it has no config.json + manifest.json.")
+
+
+def test_only_the_files_the_manifest_lists_are_downloaded(hub, hub_env, exported, fresh_cache, tmp_path):
+    repo = f"{ORG}/with-extras"
+    publish_labeler(exported, repo)
+    (tmp_path / "training-log.txt").write_text("not part of the labeler\n")
+    HfApi().upload_folder(repo_id=repo, folder_path=tmp_path)
+    start = len(hub.state.log)
+    labeler = load_labeler(repo, cache_dir=fresh_cache / "hub")
+    assert sorted(p.name for p in labeler.folder.iterdir()) == ARTIFACT
+    assert not [r for r in hub.state.log[start:] if "training-log" in r.path]
+
+
 def test_not_a_labeler_hint_lists_the_folders_of_the_revision_asked_for(hub_env, exported, changed, fresh_cache):
     repo = f"{ORG}/growing"
     publish_labeler(exported, repo, path_in_repo="first", tag="v1")

@@ -50,7 +50,7 @@ def download_labeler(
     with checked, hub_errors(repo_id, revision, endpoint, loading=True):
         first = [prefix + CONFIG, prefix + MANIFEST]
         snapshot = Path(snapshot_download(revision=revision, allow_patterns=first, **fetch))
-        folder = snapshot / prefix if prefix else snapshot
+        folder = snapshot / prefix  # prefix '' leaves the snapshot itself
         if not ((folder / CONFIG).is_file() and (folder / MANIFEST).is_file()):
             raise _not_a_labeler(repo_id, revision, name, snapshot.name, cache_dir)
         read_config(folder)  # a too-new artifact is refused before its weights are fetched
