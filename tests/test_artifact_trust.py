@@ -283,11 +283,6 @@ def test_a_format1_config_is_read_and_written_back_field_for_field(tmp_path):
     assert upgraded == {**expected, "format_version": 2}
 
 
-def _written(folder: Path, doc) -> Path:
-    (folder / "config.json").write_text(doc if isinstance(doc, str) else json.dumps(doc))
-    return folder / "config.json"
-
-
 @pytest.mark.parametrize("edit, message", [
     (lambda d: "{", "{path} is not valid JSON: "),
     (lambda d: [d], "{path} is not a flashdd-zoo labeler config (format != 'flashdd-zoo/labeler')."),
@@ -304,7 +299,9 @@ def _written(folder: Path, doc) -> Path:
 ])
 def test_a_config_json_that_is_not_a_valid_config_is_refused_naming_why(tmp_path, edit, message):
     folder = _fixture_copy(tmp_path, "pruned")
-    path = _written(folder, edit(json.loads((folder / "config.json").read_text())))
+    path = folder / "config.json"
+    doc = edit(json.loads(path.read_text()))
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
     with pytest.raises(ArtifactError) as e:
         read_config(folder)
     assert str(e.value).startswith(message.format(path=path, folder=folder))
