@@ -287,6 +287,12 @@ def test_a_labeler_around_an_in_memory_network_takes_the_fast_path_and_labeler_o
         plain.soft_labels(bigger)
 
 
+def test_a_labeler_loaded_for_raw_images_labels_them_like_its_own_normalised_ones(exported, cifar10, cifar_val):
+    images = cifar_val.images[:16]
+    own = load_labeler(exported)(normalize(images, cifar10.spec.mean, cifar10.spec.std))
+    assert torch.allclose(load_labeler(exported, input_normalization="raw")(images.float() / 255), own, atol=1e-4)
+
+
 def test_the_commit_of_a_folder_outside_the_hf_cache_is_unknown(tmp_path):
     assert commit_of(tmp_path / "models--org--lab" / "snapshots" / "0123abc" / "zoo" / "member") == "0123abc"
     assert commit_of(tmp_path / "zoo" / "member") == "?"

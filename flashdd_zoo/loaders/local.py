@@ -90,7 +90,7 @@ def load_local_labeler(
 
 
 def torch_labeler(net: nn.Module, config: LabelerConfig, metrics: dict[str, Any], folder: Path | None,
-                  device: str | torch.device, resize: bool = False, fast: bool = False,
+                  device: str | torch.device, resize: bool = False, *, fast: bool,
                   **explicit: Any) -> Labeler:
     """Wrap a float32 network (built from `config`) as a Labeler with the chosen options."""
     options = resolve_options(device, fast=fast, kind=config.labeler_kind, channels=config.input.channels, **explicit)
