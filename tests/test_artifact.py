@@ -6,6 +6,7 @@ tests/test_artifact_trust.py, whose docstring records the count of cases tried a
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,10 +21,10 @@ import yaml
 from flashdd_zoo import load_labeler
 from flashdd_zoo.cards import count_params, gflops_per_image
 from flashdd_zoo.data import normalize
-from flashdd_zoo.errors import ArtifactError, ExportError, InputError
+from flashdd_zoo.errors import ArtifactArgumentError, ArtifactError, ExportError, InputError
 from flashdd_zoo.exporters import export_labeler, load_weights, write_manifest
 from flashdd_zoo.loaders.hub import commit_of
-from flashdd_zoo.loaders.local import labeler_from_module, ort_providers, ort_uses_gpu
+from flashdd_zoo.loaders.local import labeler_from_module, load_local_labeler, ort_providers, ort_uses_gpu
 from flashdd_zoo.models import build_model, load_torchvision_resnet18, resnet18_arch
 from flashdd_zoo.runtime.fast import FastOptions
 
@@ -291,6 +292,24 @@ def test_a_labeler_loaded_for_raw_images_labels_them_like_its_own_normalised_one
     images = cifar_val.images[:16]
     own = load_labeler(exported)(normalize(images, cifar10.spec.mean, cifar10.spec.std))
     assert torch.allclose(load_labeler(exported, input_normalization="raw")(images.float() / 255), own, atol=1e-4)
+
+
+@pytest.mark.parametrize("option", [dict(fast=True), dict(dtype="bfloat16"), dict(channels_last=False),
+                                    dict(fold_bn=True), dict(fuse_normalization=False), dict(cuda_graphs=False),
+                                    dict(compile=False), dict(graph_cache_size=4), dict(stack_members=False)])
+def test_a_fast_path_option_with_the_onnx_backend_is_refused(exported, option):
+    with pytest.raises(ArtifactArgumentError, match=r"^fast-path options \(fast, dtype, channels_last, fold_bn, "
+                       r"fuse_normalization, cuda_graphs, compile, stack_members\) apply to backend='torch' only; "
+                       r"drop them for 'onnx'\.$"):
+        load_labeler(exported, backend="onnx", **option)
+
+
+def test_an_unknown_backend_or_a_missing_folder_is_refused_by_name(exported, tmp_path):
+    with pytest.raises(ArtifactArgumentError, match=r"^unknown backend 'tvm'; choose one of \('torch', 'onnx'\)\.$"):
+        load_labeler(exported, backend="tvm")
+    for missing in (tmp_path / "nowhere", exported / "config.json"):  # nothing there, or a file
+        with pytest.raises(ArtifactError, match=rf"^no labeler folder at {re.escape(str(missing))}\.$"):
+            load_local_labeler(missing)
 
 
 def test_the_commit_of_a_folder_outside_the_hf_cache_is_unknown(tmp_path):
