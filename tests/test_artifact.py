@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,12 +20,19 @@ import torchvision
 import yaml
 
 from flashdd_zoo import load_labeler
+from flashdd_zoo.artifact.config import read_config
 from flashdd_zoo.cards import count_params, gflops_per_image
 from flashdd_zoo.data import normalize
 from flashdd_zoo.errors import ArtifactArgumentError, ArtifactError, ExportError, InputError
 from flashdd_zoo.exporters import export_labeler, load_weights, write_manifest
 from flashdd_zoo.loaders.hub import commit_of
-from flashdd_zoo.loaders.local import labeler_from_module, load_local_labeler, ort_providers, ort_uses_gpu
+from flashdd_zoo.loaders.local import (
+    labeler_from_module,
+    load_local_labeler,
+    ort_providers,
+    ort_uses_gpu,
+    tensor_core_warning,
+)
 from flashdd_zoo.models import build_model, load_torchvision_resnet18, resnet18_arch
 from flashdd_zoo.runtime.fast import FastOptions
 
@@ -310,6 +318,18 @@ def test_an_unknown_backend_or_a_missing_folder_is_refused_by_name(exported, tmp
     for missing in (tmp_path / "nowhere", exported / "config.json"):  # nothing there, or a file
         with pytest.raises(ArtifactError, match=rf"^no labeler folder at {re.escape(str(missing))}\.$"):
             load_local_labeler(missing)
+
+
+def test_only_a_reduced_precision_cuda_labeler_with_odd_channel_counts_is_warned_about(exported):
+    odd = read_config(Path(__file__).parent / "fixtures" / "format1" / "pruned")  # widths 5, 4, 6, 3, ...
+    bf16 = FastOptions(dtype=torch.bfloat16)
+    message = tensor_core_warning(odd, bf16, "cuda:0")
+    assert message.startswith("tiny-pruned: channel counts ['stem=5', 'layer1=4', 'layer2=4', 'layer3=6', ")
+    assert message.endswith(", 'layer4.1.conv1=3'] are not multiples of 8; tensor-core kernels run far below peak on "
+                            "them.")
+    assert tensor_core_warning(odd, FastOptions(), "cuda") is None  # float32: no tensor-core tiling to miss
+    assert tensor_core_warning(odd, bf16, "cpu") is None
+    assert tensor_core_warning(read_config(exported), bf16, "cuda") is None  # quarter-width: multiples of 8
 
 
 def test_the_commit_of_a_folder_outside_the_hf_cache_is_unknown(tmp_path):

@@ -17,7 +17,7 @@ from ..errors import ArtifactArgumentError, ArtifactError
 from ..exporters.manifest import verify_manifest
 from ..exporters.onnx_export import onnx_session
 from ..kinds import PRUNED, kind_for
-from ..runtime.fast import optimize_network, resolve_options, unaligned_widths
+from ..runtime.fast import FastOptions, optimize_network, resolve_options, unaligned_widths
 from ..runtime.labeler import Labeler
 
 BACKENDS = ("torch", "onnx")
@@ -94,13 +94,19 @@ def torch_labeler(net: nn.Module, config: LabelerConfig, metrics: dict[str, Any]
                   **explicit: Any) -> Labeler:
     """Wrap a float32 network (built from `config`) as a Labeler with the chosen options."""
     options = resolve_options(device, fast=fast, kind=config.labeler_kind, channels=config.input.channels, **explicit)
-    if options.dtype != torch.float32 and torch.device(device).type == "cuda":
-        odd = unaligned_widths(config.architecture)
-        if odd:
-            warnings.warn(f"{config.name}: channel counts {odd} are not multiples of 8; "
-                          "tensor-core kernels run far below peak on them.", RuntimeWarning, stacklevel=3)
+    if slow := tensor_core_warning(config, options, device):
+        warnings.warn(slow, RuntimeWarning, stacklevel=3)
     net = optimize_network(net, options, config, device)
     return Labeler(config, folder, net=net, resize=resize, options=options, metrics=metrics)
+
+
+def tensor_core_warning(config: LabelerConfig, options: FastOptions, device: str | torch.device) -> str | None:
+    """Why a reduced-precision labeler on CUDA would run far below peak: channel counts tensor cores do not tile."""
+    if options.dtype == torch.float32 or torch.device(device).type != "cuda":
+        return None
+    odd = unaligned_widths(config.architecture)
+    return (f"{config.name}: channel counts {odd} are not multiples of 8; tensor-core kernels run far below peak "
+            "on them.") if odd else None
 
 
 def labeler_from_module(
