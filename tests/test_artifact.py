@@ -332,6 +332,15 @@ def test_only_a_reduced_precision_cuda_labeler_with_odd_channel_counts_is_warned
     assert tensor_core_warning(read_config(exported), bf16, "cuda") is None  # quarter-width: multiples of 8
 
 
+def test_a_bfloat16_labeler_on_the_cpu_labels_within_bfloat16_rounding_without_a_warning(exported, cifar10, cifar_val,
+                                                                                        recwarn):
+    x = normalize(cifar_val.images[:16], cifar10.spec.mean, cifar10.spec.std)
+    half = load_labeler(exported, dtype="bfloat16")
+    assert half.options.dtype == torch.bfloat16 and half(x).dtype == torch.float32
+    assert torch.allclose(half(x), load_labeler(exported)(x), atol=0.1)  # bf16 keeps 8 mantissa bits
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_the_commit_of_a_folder_outside_the_hf_cache_is_unknown(tmp_path):
     assert commit_of(tmp_path / "models--org--lab" / "snapshots" / "0123abc" / "zoo" / "member") == "0123abc"
     assert commit_of(tmp_path / "zoo" / "member") == "?"
