@@ -30,7 +30,6 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from flashdd_zoo import load_labeler
@@ -181,10 +180,8 @@ def test_weights_stored_in_another_dtype_are_refused(tmp_path):
 def test_extra_tensors_in_the_weights_file_are_refused_by_name(tmp_path):
     folder = _fixture_copy(tmp_path, "pruned")
     weights = folder / "model.safetensors"
-    with safe_open(str(weights), framework="pt") as f:
-        metadata = f.metadata()
-    state = {**load_file(str(weights)), "zz.extra": torch.zeros(3), "zz.more": torch.zeros(2)}
-    save_file(state, str(weights), metadata=metadata)
+    extra = {"zz.extra": torch.zeros(3), "zz.more": torch.zeros(2)}
+    save_tensors({**load_file(str(weights)), **extra}, weights, read_weights_header(weights).metadata)
     write_manifest(folder)
     with pytest.raises(ArtifactMismatchError, match=rf"^{re.escape(str(weights))} does not match config.json: the "
                        r"weights file holds tensor 'zz\.extra' \(and 1 more\) that config.json has no place for\. "):
