@@ -162,16 +162,17 @@ def test_ensemble_weights_edited_are_refused_by_the_header_record(tmp_path):
         load_labeler(folder)
 
 
+def _rewrite_weights(folder: Path, edit) -> Path:
+    """Replace model.safetensors by edit(its tensors), keeping its header metadata; rewrite the manifest to match."""
+    weights = folder / "model.safetensors"
+    save_tensors(edit(load_file(str(weights))), weights, read_weights_header(weights).metadata)
+    write_manifest(folder)
+    return weights
+
+
 def test_weights_stored_in_another_dtype_are_refused(tmp_path):
     folder = _fixture_copy(tmp_path, "pruned")
-    weights = folder / "model.safetensors"
-    from safetensors import safe_open
-
-    with safe_open(str(weights), framework="pt") as f:
-        metadata = f.metadata()
-    state = {k: (v.double() if v.is_floating_point() else v) for k, v in load_file(str(weights)).items()}
-    save_file(state, str(weights), metadata=metadata)
-    write_manifest(folder)
+    _rewrite_weights(folder, lambda state: {k: (v.double() if v.is_floating_point() else v) for k, v in state.items()})
     with pytest.raises(ArtifactMismatchError, match=r"dtype mismatches \['conv1.weight: file torch.float64 vs config "
                        r"torch.float32'"):
         load_labeler(folder)
@@ -179,10 +180,7 @@ def test_weights_stored_in_another_dtype_are_refused(tmp_path):
 
 def test_extra_tensors_in_the_weights_file_are_refused_by_name(tmp_path):
     folder = _fixture_copy(tmp_path, "pruned")
-    weights = folder / "model.safetensors"
-    extra = {"zz.extra": torch.zeros(3), "zz.more": torch.zeros(2)}
-    save_tensors({**load_file(str(weights)), **extra}, weights, read_weights_header(weights).metadata)
-    write_manifest(folder)
+    weights = _rewrite_weights(folder, lambda state: {**state, "zz.extra": torch.zeros(3), "zz.more": torch.zeros(2)})
     with pytest.raises(ArtifactMismatchError, match=rf"^{re.escape(str(weights))} does not match config.json: the "
                        r"weights file holds tensor 'zz\.extra' \(and 1 more\) that config.json has no place for\. "):
         load_labeler(folder)
