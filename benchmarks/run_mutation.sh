@@ -33,6 +33,7 @@ MUTMUT=$(dirname "$PY")/mutmut
 DATA=${FLASHDD_DATA_ROOT:-$ROOT/../shared/data}
 [ -d "$DATA" ] || { echo "no data at $DATA (set FLASHDD_DATA_ROOT)" >&2; exit 2; }
 export FLASHDD_DATA_ROOT=$(cd "$DATA" && pwd) FLASHDD_REQUIRE_DATA=1
+CORES=$(nproc)  # before OMP_NUM_THREADS=1 below: GNU nproc reports that instead of the cores
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 unset PYTHONPATH  # mutmut puts mutants/ first; a PYTHONPATH checkout would shadow it in subprocesses
 
@@ -96,7 +97,7 @@ elif [ "${MUTATION_RESUME:-0}" != 1 ]; then
   rm -rf "$WORK/mutants"
 fi
 cd "$WORK"
-nice -n "${MUTATION_NICE:-10}" "$MUTMUT" run --max-children "${MUTATION_CHILDREN:-$(nproc)}"
+nice -n "${MUTATION_NICE:-10}" "$MUTMUT" run --max-children "${MUTATION_CHILDREN:-$CORES}"
 cd "$ROOT"
 if [ "$name" = mutation-score ]; then kill $saver 2>/dev/null || true; save_state; fi
 "$PY" benchmarks/mutation_score.py "$WORK" --name "$name" --out "$out" --mutmut "$MUTMUT" \
