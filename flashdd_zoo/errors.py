@@ -3,7 +3,11 @@
 Catch FlashDDError for all of them. ArgumentError (also a ValueError) means the call itself was
 wrong: an unknown option value, an impossible combination, images of the wrong shape. HubError
 subclasses tell Hub failures apart by type, and each carries the same case as `reason`.
+Warnings go out through `warn_user`, which points them at the caller's line.
 """
+
+import sys
+import warnings
 
 
 class FlashDDError(Exception):
@@ -44,6 +48,19 @@ class InputError(ArgumentError):
 
 class InputStatisticsWarning(UserWarning):
     """A labeler's first batch looks normalised differently from what it was told to expect."""
+
+
+# torch too: a labeler is an nn.Module, so `labeler(x)` reaches it through torch's Module.__call__
+_INNER_PACKAGES = {__name__.partition(".")[0], "torch"}
+
+
+def warn_user(message: str, category: type[Warning]) -> None:
+    """warnings.warn attributed to the first frame outside flashdd_zoo (and torch): the user's line,
+    however deep inside the package the warning is raised (a fixed stacklevel fits one call path only)."""
+    frame, depth = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in _INNER_PACKAGES:
+        frame, depth = frame.f_back, depth + 1
+    warnings.warn(message, category, stacklevel=depth + 1)
 
 
 class ExportError(FlashDDError):

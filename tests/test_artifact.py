@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -330,6 +331,20 @@ def test_only_a_reduced_precision_cuda_labeler_with_odd_channel_counts_is_warned
     assert tensor_core_warning(odd, FastOptions(), "cuda") is None  # float32: no tensor-core tiling to miss
     assert tensor_core_warning(odd, bf16, "cpu") is None
     assert tensor_core_warning(read_config(exported), bf16, "cuda") is None  # quarter-width: multiples of 8
+
+
+def test_the_tensor_core_warning_is_attributed_to_the_line_that_loaded_the_labeler(exported, small_net, cifar10,
+                                                                                   monkeypatch):
+    # whether to warn is tensor_core_warning's call (tested above; CUDA only): here it always says so
+    monkeypatch.setattr("flashdd_zoo.loaders.local.tensor_core_warning", lambda config, options, device: f"{config.name} slow")
+    stats = dict(resolution=32, mean=cifar10.spec.mean, std=cifar10.spec.std)
+    name = read_config(exported).name
+    for load, expected in ((lambda: load_labeler(exported), name), (lambda: load_local_labeler(exported), name),
+                           (lambda: labeler_from_module(small_net, name="member", **stats), "member")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load()
+        assert [(w.category, str(w.message), w.filename) for w in caught] == [(RuntimeWarning, f"{expected} slow", __file__)]
 
 
 def test_a_bfloat16_labeler_on_the_cpu_labels_within_bfloat16_rounding_without_a_warning(exported, cifar10, cifar_val,

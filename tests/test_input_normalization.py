@@ -133,6 +133,14 @@ def test_small_first_batches_wait_for_one_big_enough(exported, cifar_images):
     assert len(_warnings_of(labeler, raw[4:20])) == 1
 
 
+def test_the_statistics_warning_is_attributed_to_the_callers_line(exported, cifar_images):
+    for call in (lambda labeler, x: labeler(x), lambda labeler, x: labeler.soft_labels(x)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call(load_labeler(exported), cifar_images["raw"])
+        assert [w.filename for w in caught if issubclass(w.category, InputStatisticsWarning)] == [__file__]
+
+
 def test_card_states_the_labelers_own_normalisation(exported, cifar10):
     card = (exported / "README.md").read_text()
     line = next(line for line in card.splitlines() if line.startswith("**Input normalisation"))

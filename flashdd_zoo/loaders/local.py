@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from torch import nn
 from ..artifact.agreement import check_onnx_function, check_onnx_interface
 from ..artifact.config import ONNX, LabelerConfig, read_config
 from ..artifact.metrics import read_metrics
-from ..errors import ArtifactArgumentError, ArtifactError
+from ..errors import ArtifactArgumentError, ArtifactError, warn_user
 from ..exporters.manifest import verify_manifest
 from ..exporters.onnx_export import onnx_session
 from ..kinds import PRUNED, kind_for
@@ -95,7 +94,7 @@ def torch_labeler(net: nn.Module, config: LabelerConfig, metrics: dict[str, Any]
     """Wrap a float32 network (built from `config`) as a Labeler with the chosen options."""
     options = resolve_options(device, fast=fast, kind=config.labeler_kind, channels=config.input.channels, **explicit)
     if slow := tensor_core_warning(config, options, device):
-        warnings.warn(slow, RuntimeWarning, stacklevel=3)
+        warn_user(slow, RuntimeWarning)
     net = optimize_network(net, options, config, device)
     return Labeler(config, folder, net=net, resize=resize, options=options, metrics=metrics)
 

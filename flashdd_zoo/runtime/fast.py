@@ -20,7 +20,6 @@ and get the same folding and graph replay as a single ResNet.
 
 from __future__ import annotations
 
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.experimental.optimization import fuse as fx_fuse_conv_bn
 
-from ..errors import ArtifactArgumentError, ArtifactError
+from ..errors import ArtifactArgumentError, ArtifactError, warn_user
 from ..models import architecture_of
 from .normalization import CallerNormalization, caller_normalization, conversion
 
@@ -256,8 +255,7 @@ class ReplayCache:
             replay = self.capture(x, *args)
         except (RuntimeError, NotImplementedError) as e:
             self.failed.add(key)
-            warnings.warn(f"CUDA graph capture failed for input {key}; running eager for it: {e}",
-                          RuntimeWarning, stacklevel=4)
+            warn_user(f"CUDA graph capture failed for input {key}; running eager for it: {e}", RuntimeWarning)
             return None
         self.stats["captures"] += 1
         self.replays[key] = replay

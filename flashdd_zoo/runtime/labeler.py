@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..artifact.config import LabelerConfig
-from ..errors import InputError, InputStatisticsWarning
+from ..errors import InputError, InputStatisticsWarning, warn_user
 from ..models.ensemble import set_member_weights
 from .fast import FastOptions, FastRunner, describe_options
 from .normalization import CHECK_MIN_BATCH, convert, mismatch_warning
@@ -140,7 +139,7 @@ class Labeler(nn.Module):
         inp = self.config.input
         message = mismatch_warning(images, self.options.input_normalization, inp.mean, inp.std, self.config.name)
         if message:
-            warnings.warn(message, InputStatisticsWarning, stacklevel=4)
+            warn_user(message, InputStatisticsWarning)
 
     def _convert_hint(self) -> str:
         if not self.expects_normalized:
