@@ -38,6 +38,7 @@ from flashdd_zoo.artifact.config import InputSpec, LabelerConfig, read_config, w
 from flashdd_zoo.errors import ArtifactError, ArtifactMismatchError, ArtifactPathError
 from flashdd_zoo.exporters import write_manifest
 from flashdd_zoo.exporters.manifest import listed_path, sha256_file
+from flashdd_zoo.exporters.onnx_export import onnx_interface
 from flashdd_zoo.exporters.weights import load_weights, read_weights_header, save_tensors
 from flashdd_zoo.models import build_model, convnet_arch
 
@@ -370,6 +371,15 @@ def test_onnx_reading_external_data_is_refused(tmp_path):
     write_manifest(folder)  # lists weights.bin too: still not a self-contained ONNX file
     with pytest.raises(ArtifactError, match="reads tensors from files outside it"):
         load_labeler(folder)
+
+
+def test_an_onnx_file_with_external_data_is_refused_with_the_fix(tmp_path):
+    path = tmp_path / "model.onnx"
+    model = onnx.load(str(Path(__file__).parent / "fixtures" / "format1" / "pruned" / "model.onnx"))
+    onnx.save_model(model, str(path), save_as_external_data=True, location="weights.bin", size_threshold=0)
+    with pytest.raises(ArtifactError, match=rf"^{re.escape(str(path))} reads tensors from files outside it \(ONNX "
+                       r"external data\); a labeler's ONNX file is self-contained\. Export the labeler again\.$"):
+        onnx_interface(path)
 
 
 def test_a_file_that_is_not_onnx(tmp_path):
