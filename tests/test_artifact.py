@@ -313,6 +313,22 @@ def test_a_fast_path_option_with_the_onnx_backend_is_refused(exported, option):
         load_labeler(exported, backend="onnx", **option)
 
 
+@pytest.mark.parametrize("option, field, value", [
+    ("channels_last", "channels_last", True), ("fold_bn", "fold_bn", True), ("dtype", "dtype", torch.bfloat16),
+    ("compile", "compile", "reduce-overhead"), ("stack_members", "stack_members", True),
+    ("graph_cache_size", "graph_cache_size", 7), ("fuse_normalization", "fuse_normalization", True),
+])
+def test_each_fast_path_option_given_to_load_labeler_reaches_the_labeler(exported, option, field, value):
+    options = load_labeler(exported, **{option: value}).options
+    assert getattr(options, field) == value and getattr(FastOptions(), field) != value  # not the default by chance
+
+
+def test_cuda_graphs_given_to_load_labeler_on_the_cpu_is_refused(exported):
+    with pytest.raises(ArtifactArgumentError, match=r"^cuda_graphs=True needs a CUDA device, but the labeler is loaded "
+                       r"on 'cpu'\. Load it with device='cuda', or drop cuda_graphs=True\.$"):
+        load_labeler(exported, cuda_graphs=True)
+
+
 def test_an_unknown_backend_or_a_missing_folder_is_refused_by_name(exported, tmp_path):
     with pytest.raises(ArtifactArgumentError, match=r"^unknown backend 'tvm'; choose one of \('torch', 'onnx'\)\.$"):
         load_labeler(exported, backend="tvm")

@@ -163,6 +163,63 @@ def test_ensemble_weights_edited_are_refused_by_the_header_record(tmp_path):
         load_labeler(folder)
 
 
+def test_ensemble_weights_from_another_export_are_refused_by_path_and_fix(tmp_path):
+    folder = _edit_config(_fixture_copy(tmp_path, "ensemble"),
+                          lambda c: c["architecture"].__setitem__("weights", [0.9, 0.1]))
+    with pytest.raises(ArtifactMismatchError, match=rf"^{re.escape(str(folder / 'model.safetensors'))} was exported as "
+                       r"'ensemble' with another architecture than config\.json describes; the folder mixes two exports\. "
+                       r"Export it again\.$"):
+        load_labeler(folder)
+
+
+def test_a_config_may_list_as_many_networks_as_the_weights_hold_tensors(tmp_path):
+    """The cheap bound refuses only more networks than tensors; at the bound the shapes decide."""
+    folder = _fixture_copy(tmp_path, "ensemble")
+
+    def as_many(config):
+        arch = config["architecture"]
+        arch["members"] = [arch["members"][0]] * 244  # the fixture's weights hold 244 tensors
+        arch["weights"] = [1 / 244] * 244
+        arch.pop("schedule", None)
+    _edit_config(folder, as_many)
+    with pytest.raises(ArtifactMismatchError, match=r"tensor 'members\.2\.conv1\.weight' .* is not in the weights file"):
+        load_labeler(folder)
+
+
+def test_a_config_input_the_network_cannot_take_is_refused_naming_why(tmp_path):
+    folder = _fixture_copy(tmp_path, "pruned")
+
+    def one_channel(config):
+        inp = config["input"]
+        inp["channels"], inp["mean"], inp["std"] = 1, inp["mean"][:1], inp["std"][:1]
+    _edit_config(folder, one_channel)
+    with pytest.raises(ArtifactMismatchError) as e:
+        load_labeler(folder)
+    assert str(e.value) == (f"config.json's input (1-channel 8x8 images) does not fit the network "
+                            f"{folder / 'model.safetensors'} holds ({str(e.value.__cause__).splitlines()[0]}). "
+                            "Export the labeler again.")
+    assert isinstance(e.value.__cause__, RuntimeError) and "channel" in str(e.value.__cause__)
+
+
+def test_a_network_giving_other_than_one_logit_per_class_name_is_refused(tmp_path):
+    # not reachable by editing a folder (config.json's class count is the network's); checked all the same
+    config = read_config(FORMAT1 / "pruned")  # 3 classes, 3-channel 8x8 images
+    net = build_model(convnet_arch(5, 8, depth=1, width=8))
+    with pytest.raises(ArtifactMismatchError, match=r"^the network /x/model\.safetensors holds gives \(5,\) outputs per "
+                       r"image but config\.json names 3 classes\. Export the labeler again\.$"):
+        agreement.check_input_output(net, config, Path("/x/model.safetensors"))
+
+
+def test_a_weights_file_not_matching_config_is_refused_with_the_fix(tmp_path):
+    folder = _fixture_copy(tmp_path, "pruned")
+    weights = _rewrite_weights(folder, lambda state: {**state, "zz.extra": torch.zeros(3)})
+    with pytest.raises(ArtifactMismatchError) as e:
+        load_labeler(folder)
+    assert str(e.value) == (f"{weights} does not match config.json: the weights file holds tensor 'zz.extra' that "
+                            "config.json has no place for. The weights and config.json must come from the same export; "
+                            "export the labeler again.")
+
+
 def _rewrite_weights(folder: Path, edit) -> Path:
     """Replace model.safetensors by edit(its tensors), keeping its header metadata; rewrite the manifest to match."""
     weights = folder / "model.safetensors"

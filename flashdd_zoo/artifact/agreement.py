@@ -51,7 +51,7 @@ def check_input_output(net: nn.Module, config: LabelerConfig, where: Path) -> No
             out = shapes_only(torch.empty((1, c, h, w), device="meta"))
     except RuntimeError as e:
         raise ArtifactMismatchError(f"config.json's input ({c}-channel {h}x{w} images) does not fit the network "
-                                    f"{where} holds: {str(e).splitlines()[0]} Export the labeler again.") from e
+                                    f"{where} holds ({str(e).splitlines()[0]}). Export the labeler again.") from e
     if tuple(out.shape) != (1, config.num_classes):
         raise ArtifactMismatchError(f"the network {where} holds gives {tuple(out.shape)[1:]} outputs per image but "
                                     f"config.json names {config.num_classes} classes. Export the labeler again.")

@@ -81,7 +81,8 @@ def _first_difference(expected: dict[str, tuple[int, ...]], found: dict[str, tup
             return f"tensor {name!r} is {found[name]} in the weights file but config.json implies {shape}"
     extra = [k for k in found if k not in expected]
     if extra:
-        return f"the weights file holds tensor {extra[0]!r} (and {len(extra) - 1} more) that config.json has no place for"
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        return f"the weights file holds tensor {extra[0]!r}{more} that config.json has no place for"
     return None
 
 
