@@ -13,7 +13,7 @@ from onnx import numpy_helper
 
 from flashdd_zoo.data import normalize
 from flashdd_zoo.errors import ExportError
-from flashdd_zoo.exporters.onnx_export import check_parity, export_onnx
+from flashdd_zoo.exporters.onnx_export import check_parity, export_onnx, onnx_interface, onnx_session
 from flashdd_zoo.zoo.stages import StageCache, digest
 
 
@@ -47,6 +47,43 @@ def test_onnx_parity_check_catches_a_perturbed_file(tmp_path, small_net, cifar_v
         changed.fc.bias.add_(0.01)  # the torch side changed instead: the same check fails
     with pytest.raises(ExportError):
         check_parity(changed, tmp_path / "model.onnx", x)
+
+
+def test_a_failed_parity_check_says_by_how_much_against_what_bound_and_what_to_do(tmp_path, small_net, cifar_val):
+    x = normalize(cifar_val.images[:16], (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+    export_onnx(small_net, tmp_path / "model.onnx", x)
+    _shift_initializer(tmp_path / "model.onnx", tmp_path / "bias.onnx", "fc.bias", 0.01)
+    with torch.no_grad():
+        bound = 1e-4 + 1e-4 * small_net.eval()(x).abs().max().item()  # the documented ATOL + RTOL * max |logit|
+    with pytest.raises(ExportError) as e:
+        check_parity(small_net, tmp_path / "bias.onnx", x)
+    assert str(e.value) == (f"ONNX parity check failed: max |onnxruntime - torch| = 0.01 > {bound:.3g} on 16 real "
+                            "images. The ONNX file was not kept; report this with your torch and onnxruntime versions.")
+
+
+def test_an_onnx_file_computing_nan_fails_the_parity_check(tmp_path, small_net, cifar_val):
+    x = normalize(cifar_val.images[:8], (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+    export_onnx(small_net, tmp_path / "model.onnx", x)
+    _shift_initializer(tmp_path / "model.onnx", tmp_path / "nan.onnx", "fc.bias", float("nan"))
+    with pytest.raises(ExportError, match=r"^ONNX parity check failed: max \|onnxruntime - torch\| = nan > "):
+        check_parity(small_net, tmp_path / "nan.onnx", x)
+
+
+def test_the_exported_onnx_file_has_the_documented_interface_and_any_batch_size(tmp_path, small_net, cifar_val,
+                                                                                capsys, monkeypatch):
+    x = normalize(cifar_val.images[:65], (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+    path = tmp_path / "model.onnx"
+    real = torch.onnx.export  # older torch releases narrate each export step on stdout: stand in for them
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: print("[torch.onnx] Obtain model graph ...") or real(*a, **k))
+    export_onnx(small_net, path, x)
+    assert capsys.readouterr().out == ""  # kept off stdout: the CLI's output stays readable
+    assert [o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")] == [18]
+    assert onnx_interface(path) == ({"images": ["batch", 3, 32, 32]}, {"logits": ["batch", 10]})
+    session = onnx_session(path)
+    for n in (1, 2, 65):
+        got = session.run(["logits"], {"images": x[:n].numpy()})[0]
+        with torch.no_grad():
+            assert np.abs(got - small_net.eval()(x[:n]).numpy()).max() < 1e-4
 
 
 @pytest.mark.parametrize("dropped", ["model.onnx", "metrics.json", "model.safetensors"])
