@@ -6,7 +6,9 @@ subclasses tell Hub failures apart by type, and each carries the same case as `r
 Warnings go out through `warn_user`, which points them at the caller's line.
 """
 
+import os
 import sys
+import sysconfig
 import warnings
 
 
@@ -50,15 +52,19 @@ class InputStatisticsWarning(UserWarning):
     """A labeler's first batch looks normalised differently from what it was told to expect."""
 
 
-# torch too: a labeler is an nn.Module, so `labeler(x)` reaches it through torch's Module.__call__
-_INNER_PACKAGES = {__name__.partition(".")[0], "torch"}
+def _library_folders() -> tuple[str, ...]:
+    """Where frames are not the user's line: this package, and the installed libraries a call passes
+    through on its way in (torch's Module.__call__ for `labeler(x)`, a wrapper such as mutmut's)."""
+    paths = sysconfig.get_paths()
+    return tuple(os.path.join(p, "") for p in {os.path.dirname(os.path.abspath(__file__)), paths["purelib"], paths["platlib"]})
 
 
 def warn_user(message: str, category: type[Warning]) -> None:
-    """warnings.warn attributed to the first frame outside flashdd_zoo (and torch): the user's line,
-    however deep inside the package the warning is raised (a fixed stacklevel fits one call path only)."""
+    """warnings.warn attributed to the first frame outside the package and installed libraries: the
+    user's line, however deep the warning is raised (a fixed stacklevel fits one call path only)."""
+    skip = _library_folders()
     frame, depth = sys._getframe(1), 1
-    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in _INNER_PACKAGES:
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(skip):
         frame, depth = frame.f_back, depth + 1
     warnings.warn(message, category, stacklevel=depth + 1)
 
