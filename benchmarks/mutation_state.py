@@ -7,7 +7,9 @@ count) beside the rest of that file (helpers, fixtures, constants; imports left 
 keeps a verdict only where that is sound:
 
 - a change to pyproject.toml or to anything under tests/ other than a test_*.py file (conftest,
-  fixtures, helpers) can change every test: nothing is kept;
+  fixtures, helpers) can change every test: nothing is kept. The test files [tool.mutmut] selects
+  are recorded apart: a file added to the selection counts as added tests, a file dropped from it
+  as every one of its tests changed;
 - a changed test_*.py file whose helpers changed (or that has no per-test record) counts as every
   one of its tests changed; otherwise only its edited and removed tests count (an added test cannot
   undo a kill by another);
@@ -30,9 +32,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 KEEPS_VERDICT = {1, 3, 37}  # mutmut's exit codes for killed (1, 3) and caught by type check (37)
 NOTHING_KEPT = 3
 REST = "<module>"  # the per-test record of everything in a test file but its tests and imports
+PYPROJECT = "pyproject.toml"
+SELECTION = "pyproject.toml::test-selection"  # the test files [tool.mutmut] runs, apart from the rest
 
 
 def _sha(text: str) -> str:
@@ -40,15 +49,21 @@ def _sha(text: str) -> str:
 
 
 def file_hashes() -> dict[str, str]:
-    """{path: sha256} for tests/ and pyproject.toml, and {"path::test": sha256} for each test function."""
+    """{path: sha256} for tests/, {"path::test": sha256} for each test function, and pyproject.toml's records."""
     listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "tests", "pyproject.toml"],
-        check=True, capture_output=True, text=True,
+        ["git", "ls-files", "-co", "--exclude-standard", "tests"], check=True, capture_output=True, text=True,
     ).stdout.split()
     hashes = {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in sorted(listed) if Path(p).is_file()}
     for path in [p for p in hashes if is_test_module(p)]:
         hashes.update({f"{path}::{name}": h for name, h in test_hashes(Path(path).read_text()).items()})
-    return hashes
+    return {**hashes, **pyproject_hashes(Path(PYPROJECT).read_text())}
+
+
+def pyproject_hashes(text: str) -> dict[str, str]:
+    """pyproject.toml's settings less [tool.mutmut]'s test selection (sha256), and that selection (a JSON list)."""
+    doc = tomllib.loads(text)
+    selection = doc.get("tool", {}).get("mutmut", {}).pop("pytest_add_cli_args_test_selection", [])
+    return {PYPROJECT: _sha(json.dumps(doc, sort_keys=True)), SELECTION: json.dumps(sorted(selection))}
 
 
 def test_hashes(source: str) -> dict[str, str]:
@@ -77,7 +92,14 @@ def stale_tests(old: dict[str, str], new: dict[str, str]) -> tuple[list[str], se
             whole.add(path)
             continue
         single |= {k for k, h in old.items() if k.startswith(f"{path}::") and new.get(k) != h}
+    dropped = set(_selection(old)) - set(_selection(new))  # no longer run: what they killed may survive
+    whole |= {entry for entry in dropped if "::" not in entry}
+    single |= {entry for entry in dropped if "::" in entry}  # a selected test rather than a file
     return global_changes, whole, single
+
+
+def _selection(hashes: dict[str, str]) -> list[str]:
+    return json.loads(hashes.get(SELECTION, "[]"))
 
 
 def drop_tests(stats: dict, whole: set[str], single: set[str]) -> set[str]:

@@ -102,3 +102,43 @@ def test_nothing_changed_keeps_every_verdict(tmp_path):
     before = _verdicts(mutants)
     assert state.carry(mutants, _hashes(BEFORE), _hashes(BEFORE)) == 0
     assert _verdicts(mutants) == before
+
+
+SETTINGS = """
+[tool.mutmut]
+only_mutate = ["m.py"]  # a comment moves nothing
+pytest_add_cli_args_test_selection = [%s]
+"""
+
+
+def _with_selection(*files: str) -> dict[str, str]:
+    return {**_hashes(BEFORE), **state.pyproject_hashes(SETTINGS % ", ".join(f'"{f}"' for f in files))}
+
+
+def test_a_test_file_added_to_the_selection_counts_as_added_tests(tmp_path):
+    old, new = _with_selection("tests/test_x.py"), _with_selection("tests/test_x.py", "tests/test_z.py")
+    assert state.stale_tests(old, new) == ([], set(), set())
+    mutants = _mutants(tmp_path)
+    assert state.carry(mutants, old, new) == 0
+    verdicts = _verdicts(mutants)
+    assert verdicts["m.x_kept_only__mutmut_1"] == 1 and verdicts["m.x_kept_only__mutmut_2"] is None  # kills stand
+
+
+def test_a_test_file_dropped_from_the_selection_counts_as_every_test_of_it_changed(tmp_path):
+    old, new = _with_selection("tests/test_x.py", "tests/test_y.py"), _with_selection("tests/test_x.py")
+    assert state.stale_tests(old, new) == ([], {"tests/test_y.py"}, set())
+    one = _with_selection("tests/test_x.py", "tests/test_y.py::test_other")  # a single selected test
+    assert state.stale_tests(one, new) == ([], set(), {"tests/test_y.py::test_other"})
+    mutants = _mutants(tmp_path)
+    state.carry(mutants, old, new)
+    assert _verdicts(mutants)["m.x_removed__mutmut_1"] is None  # test_y.py's test covered it
+    assert _verdicts(mutants)["m.x_kept_only__mutmut_1"] == 1
+
+
+def test_any_other_pyproject_setting_changed_keeps_nothing(tmp_path):
+    old = _with_selection("tests/test_x.py")
+    new = {**old, **state.pyproject_hashes((SETTINGS % '"tests/test_x.py"').replace('"m.py"', '"m.py", "n.py"'))}
+    assert state.stale_tests(old, new)[0] == ["pyproject.toml"]
+    assert state.carry(_mutants(tmp_path), old, new) == state.NOTHING_KEPT
+    same = state.pyproject_hashes((SETTINGS % '"tests/test_x.py"').replace("a comment moves nothing", "another"))
+    assert {**old, **same} == old
