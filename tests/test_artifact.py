@@ -69,6 +69,15 @@ def test_onnx_parity_on_real_images(exported, cifar10, cifar_val):
     assert (torch_out - onnx_out).abs().max() < 1e-4
 
 
+def test_the_onnx_backend_resizes_when_asked_and_knows_its_folder(exported, cifar10, cifar_val):
+    x40 = torch.nn.functional.interpolate(_x(cifar10, cifar_val.images[:3]), size=40, mode="bilinear")
+    onnx_labeler = load_labeler(exported, backend="onnx", resize=True)
+    assert onnx_labeler.backend == "onnx" and onnx_labeler.folder == exported
+    assert (onnx_labeler(x40) - load_labeler(exported, resize=True)(x40)).abs().max() < 1e-4
+    with pytest.raises(InputError, match="built for 32x32 images, got 40x40.*resize=True"):
+        load_labeler(exported, backend="onnx")(x40)
+
+
 def test_soft_labels_are_tempered_probabilities(exported, cifar10, cifar_val):
     labeler = load_labeler(exported)
     x = _x(cifar10, cifar_val.images[:5])

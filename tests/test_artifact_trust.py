@@ -286,6 +286,25 @@ def test_saved_weights_have_one_byte_form_whatever_the_metadata_order(tmp_path):
     assert all(torch.equal(load_file(str(tmp_path / "one.safetensors"))[k], v) for k, v in tensors.items())
 
 
+def test_saved_weights_pad_their_header_after_the_json_as_the_safetensors_format_says(tmp_path):
+    """The format: 8 bytes of header length, the JSON header, padded with trailing spaces (0x20)."""
+    save_tensors({"a": torch.ones(3)}, tmp_path / "w.safetensors", {"name": "x" * 5})
+    blob = (tmp_path / "w.safetensors").read_bytes()
+    size = int.from_bytes(blob[:8], "little")
+    header = blob[8:8 + size]
+    assert header[:1] == b"{" and header.rstrip(b" ").endswith(b"}") and size % 8 == 0
+    assert json.loads(header) == json.loads(header.rstrip(b" "))
+
+
+def test_a_header_that_would_grow_when_rewritten_is_refused_rather_than_shifting_the_tensors():
+    from flashdd_zoo.exporters.weights import _canonical_header
+
+    header = b'{"a":1E2}'  # read back as 100.0, which writes longer than "1E2": the offsets would move
+    with pytest.raises(ArtifactError) as e:
+        _canonical_header(len(header).to_bytes(8, "little") + header + b"\0" * 4)
+    assert str(e.value) == "internal: the canonical safetensors header came out longer than the original."
+
+
 # -- 2. every fact config.json states that the weights determine -----------------------------------
 def test_num_classes_edited_with_its_class_names(copy_of):
     def seven(config):

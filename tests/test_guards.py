@@ -3,6 +3,7 @@
 import copy
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,12 @@ import pytest
 import torch
 from onnx import numpy_helper
 
+import flashdd_zoo.exporters.onnx_export as onnx_export
+
 from flashdd_zoo.data import normalize
 from flashdd_zoo.errors import ExportError
 from flashdd_zoo.exporters.onnx_export import check_parity, export_onnx, onnx_interface, onnx_session
+from flashdd_zoo.models import build_model, resnet18_arch
 from flashdd_zoo.zoo.stages import StageCache, digest
 
 
@@ -84,6 +88,51 @@ def test_the_exported_onnx_file_has_the_documented_interface_and_any_batch_size(
         got = session.run(["logits"], {"images": x[:n].numpy()})[0]
         with torch.no_grad():
             assert np.abs(got - small_net.eval()(x[:n]).numpy()).max() < 1e-4
+
+
+def test_an_onnx_file_giving_another_number_of_logits_fails_the_parity_check(tmp_path, small_net, cifar_val):
+    x = normalize(cifar_val.images[:8], (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+    torch.manual_seed(3)
+    seven = build_model(resnet18_arch(7, "cifar", scale=0.25)).eval()  # same input, 7 logits instead of 10
+    export_onnx(seven, tmp_path / "seven.onnx", x)
+    with pytest.raises(ExportError, match=r"^ONNX parity check failed: max \|onnxruntime - torch\| = inf > "):
+        check_parity(small_net, tmp_path / "seven.onnx", x)
+
+
+def test_a_difference_at_the_bound_passes_the_parity_check_and_one_above_it_fails(tmp_path, monkeypatch):
+    """The documented rule: refused when the difference *exceeds* the bound (0.25 and its successor are exact)."""
+    monkeypatch.setattr(onnx_export, "parity", lambda model, path, images: (0.25, 0.25))
+    assert check_parity(torch.nn.Identity(), tmp_path / "m.onnx", torch.zeros(2, 3, 32, 32)) == 0.25
+    monkeypatch.setattr(onnx_export, "parity", lambda model, path, images: (np.nextafter(0.25, 1.0), 0.25))
+    with pytest.raises(ExportError, match=r"= 0\.25 > 0\.25 on 2 real images"):
+        check_parity(torch.nn.Identity(), tmp_path / "m.onnx", torch.zeros(2, 3, 32, 32))
+
+
+def test_parity_sessions_run_on_onnxruntimes_cpu_provider_without_warnings(tmp_path, small_net, cifar_val, capfd,
+                                                                           monkeypatch):
+    """Whatever providers the install has (onnxruntime-gpu's CUDA, Azure), the parity check's reference is the CPU;
+    onnxruntime's warnings (here: an unused initializer) stay off the user's terminal."""
+    import onnxruntime as ort
+
+    x = normalize(cifar_val.images[:4], (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+    export_onnx(small_net, tmp_path / "model.onnx", x)
+    model = onnx.load(str(tmp_path / "model.onnx"))
+    model.graph.initializer.append(numpy_helper.from_array(np.ones(3, np.float32), "unused_by_any_node"))
+    onnx.save(model, str(tmp_path / "unused.onnx"))
+    capfd.readouterr()
+    ort.InferenceSession(str(tmp_path / "unused.onnx"), providers=["CPUExecutionProvider"])
+    assert "Removing initializer 'unused_by_any_node'" in capfd.readouterr().err  # the file makes ort warn
+
+    asked = []
+    real = ort.InferenceSession
+    monkeypatch.setattr(ort, "InferenceSession", lambda *a, **k: asked.append(k.get("providers")) or real(*a, **k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ort warns (and falls back) on a provider name it does not know
+        session = onnx_session(tmp_path / "unused.onnx")
+        assert np.abs(session.run(["logits"], {"images": x.numpy()})[0] - small_net(x).detach().numpy()).max() < 1e-4
+        onnx_session(tmp_path / "unused.onnx", ["CPUExecutionProvider"])
+    assert asked == [["CPUExecutionProvider"], ["CPUExecutionProvider"]]
+    assert "unused_by_any_node" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("dropped", ["model.onnx", "metrics.json", "model.safetensors"])

@@ -66,6 +66,12 @@ def test_resnet18_gflops_match_the_count_by_hand():
     assert cifar.training  # measuring leaves the module's mode as it was
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_gflops_of_a_network_in_another_precision_are_the_count_by_hand(dtype):
+    cifar = build_model(resnet18_arch(10, "cifar")).to(dtype)  # measured with an input of its own dtype
+    assert gflops_per_image(cifar, 32) == pytest.approx(2 * CIFAR_STEM_MACS / 1e9, rel=1e-12)
+
+
 def _macs_by_hooks(net: nn.Module, resolution: int) -> int:
     """Multiply-adds of every conv and linear layer, from the shapes a forward pass gives them."""
     total, handles = [0], []
