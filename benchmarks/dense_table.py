@@ -1,11 +1,13 @@
 """Issue 12's table on this CPU: one D_S, one student protocol, four sources of labels, the same seeds.
 
-    python benchmarks/dense_table.py --build B --teacher T --dense D \
+    python benchmarks/dense_table.py --build B --teacher T --dense D [--dense D2 ...] \
         --out benchmarks/work/dense-cifar10-ipc10 --record dense-cifar10-ipc10-cpu
 
 On the D_S of build B (its build-report.json), with B's student protocol: hard labels only; LADD
 dense labels (D, made from an early-stage labeler); online soft labels from the full teacher T
-(tau(D_S)) and from the capacity-matched labeler B selected. Each row
+(tau(D_S)) and from the capacity-matched labeler B selected. Given several dense folders (labels of
+the same D_S from other checkpoints), the row is the one whose first-seed student scores best on B's
+held-out slice of the training split; the test split only reports. Each row
 is cached per seed in OUT/<row>-seed<s>.json with the settings that made it, so a rerun resumes at the
 first unfinished seed. Storage is measured as LADD does: the label file against the zip-compressed uint8 images, at the
 native 32 px and with the images upsampled to 128 px (the labels do not grow with the resolution).
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 from flashdd_zoo import load_dense_labels
 from flashdd_zoo.atomic import atomic_write_text
 from flashdd_zoo.data import load_split, resolve_dataset
+from flashdd_zoo.data.images import HELD_OUT_SPLIT, training_split
 from flashdd_zoo.results import write_result
 from flashdd_zoo.zoo.distilled import load_distilled
 from flashdd_zoo.zoo.evaluate import EvalProtocol, evaluate
@@ -50,25 +53,32 @@ def upsampled(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.round().clamp(0, 255).to(torch.uint8)
 
 
-def row(out: Path, name: str, settings: dict, seeds: tuple[int, ...], run) -> dict:
+def row(out: Path, name: str, settings: dict, seeds: tuple[int, ...], run, holdout: bool = False) -> dict:
     """One row over `seeds`, each seed cached in OUT/<name>-seed<s>.json with the settings that made it (a rerun
-    reuses finished seeds and trains the rest); `run(seeds)` returns an EvalResult."""
+    reuses finished seeds and trains the rest); `run(seeds)` returns an EvalResult. holdout=True also needs each
+    seed's top-1 on the held-out slice (a seed cached without it is trained again)."""
     runs = []
     for seed in seeds:
         path = out / f"{name}-seed{seed}.json"
         doc = json.loads(path.read_text()) if path.is_file() else None
-        if doc is None or doc.get("settings") != settings:
+        if doc is None or doc.get("settings") != settings or (holdout and "holdout_top1" not in doc):
             r = run((seed,)).runs[0]
             doc = {"settings": settings, "top1": r.top1, "label_seconds": r.label_seconds, "seconds": r.seconds}
+            if HELD_OUT_SPLIT in r.extra_top1:
+                doc["holdout_top1"] = r.extra_top1[HELD_OUT_SPLIT]
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
         runs.append(doc)
     top1s = [d["top1"] for d in runs]
     summary = {"top1s": top1s, "top1_mean": statistics.fmean(top1s),
                "top1_std": statistics.stdev(top1s) if len(top1s) > 1 else 0.0,
-               "label_seconds": [d["label_seconds"] for d in runs]}
+               "label_seconds": [d["label_seconds"] for d in runs], "holdout_top1s": [d.get("holdout_top1") for d in runs]}
     print(f"{name}: {summary['top1_mean']:.2f} ± {summary['top1_std']:.2f} over seeds {list(seeds)}")
     return summary
+
+
+def labeler_epoch(dense) -> int:
+    return int(dense.config.lineage.get("labeler_epoch") or 0)
 
 
 def main() -> None:
@@ -76,7 +86,9 @@ def main() -> None:
     ap.add_argument("--build", type=Path, required=True,
                     help="a build folder: its D_S, student protocol and selected labeler (build-report.json)")
     ap.add_argument("--teacher", type=Path, required=True, help="the full teacher (labeler folder)")
-    ap.add_argument("--dense", type=Path, required=True, help="dense labels made from the early-stage labeler")
+    ap.add_argument("--dense", type=Path, required=True, action="append",
+                    help="dense labels made from an early-stage labeler; repeat for other checkpoints (chosen on the "
+                         "build's held-out slice)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--record", default=None)
     ap.add_argument("--seeds", default="0,1,2")
@@ -87,28 +99,48 @@ def main() -> None:
     distilled, capacity = Path(report["distilled"]["path"]), report["labeler_dir"]
     ds = resolve_dataset(report["dataset"])
     d_s, val = load_distilled(distilled, ds), load_split(ds, ds.val_split())
-    dense = load_dense_labels(args.dense)
-    dense.check_distilled(distilled, ds)
     seeds = tuple(int(s) for s in args.seeds.split(","))
     soft = EvalProtocol(**report["config"]["protocol"])
     hard = replace(soft, loss="ce")
     common = {"distilled": str(distilled), "device": args.device}
+    holdout_per_class = report["config"]["holdout_per_class"]
+    holdout = {}  # decoded only when a student must be trained (the training split is 50,000 images)
+
+    def extra_sets() -> dict:
+        if not holdout and holdout_per_class:
+            holdout[HELD_OUT_SPLIT] = training_split(ds, holdout_per_class)[1]
+        return holdout
 
     def online(source: Path | str):
-        net = load_teacher(source, ds.num_classes).model.eval()
-        return lambda s: evaluate(d_s, net, ds, val, soft, s, args.device)
+        return lambda s: evaluate(d_s, load_teacher(source, ds.num_classes).model.eval(), ds, val, soft, s, args.device)
 
+    def dense_row(folder: Path, row_seeds: tuple[int, ...], need_holdout: bool = False) -> dict:
+        dense = load_dense_labels(folder)
+        dense.check_distilled(distilled, ds)
+        return row(args.out, f"dense-{folder.name}", {**common, "protocol": asdict(hard), "dense": str(folder)}, row_seeds,
+                   lambda s: evaluate(d_s, None, ds, val, hard, s, args.device, extra_sets=extra_sets(), dense=dense),
+                   holdout=need_holdout)
+
+    selection = {}
+    if len(args.dense) > 1:
+        if not holdout_per_class:
+            raise SystemExit(f"{args.build} was built without --holdout-per-class: no held-out slice to choose "
+                             "between dense labelers on")
+        selection = {folder: dense_row(folder, seeds[:1], need_holdout=True)["holdout_top1s"][0] for folder in args.dense}
+        for folder, acc in selection.items():
+            print(f"held-out slice, seed {seeds[0]}: {acc:.2f} with {folder}")
+    chosen = max(args.dense, key=selection.get) if selection else args.dense[0]
+    dense = load_dense_labels(chosen)
     rows = {
         "hard": row(args.out, "hard", {**common, "protocol": asdict(hard)}, seeds,
                     lambda s: evaluate(d_s, None, ds, val, hard, s, args.device)),
-        "dense": row(args.out, "dense", {**common, "protocol": asdict(hard), "dense": str(args.dense)}, seeds,
-                     lambda s: evaluate(d_s, None, ds, val, hard, s, args.device, dense=dense)),
+        "dense": dense_row(chosen, seeds),
         "online_tau": row(args.out, "online_tau", {**common, "protocol": asdict(soft), "labeler": str(args.teacher)},
                           seeds, online(args.teacher)),
         "online_capacity": row(args.out, "online_capacity", {**common, "protocol": asdict(soft), "labeler": capacity},
                                seeds, online(capacity)),
     }
-    dense_bytes = (args.dense / "labels.safetensors").stat().st_size
+    dense_bytes = (chosen / "labels.safetensors").stat().st_size
     image_bytes, image_bytes_128 = zip_bytes(d_s.images), zip_bytes(upsampled(d_s.images, 128))
     metrics = {
         "dense_bytes": dense_bytes, "image_bytes": image_bytes, "storage_pct": 100 * dense_bytes / image_bytes,
@@ -119,8 +151,10 @@ def main() -> None:
         "online_tau_mean": rows["online_tau"]["top1_mean"], "online_tau_std": rows["online_tau"]["top1_std"],
         "online_capacity_mean": rows["online_capacity"]["top1_mean"],
         "online_capacity_std": rows["online_capacity"]["top1_std"],
-        "labeler_epoch": int(dense.config.lineage.get("labeler_epoch") or 0),
+        "labeler_epoch": labeler_epoch(dense),
         "seeds": len(seeds), "epochs": soft.epochs,
+        # the choice between dense labelers: each one's first-seed student on the held-out slice
+        **{f"holdout_top1_labeler_epoch_{labeler_epoch(load_dense_labels(f))}": acc for f, acc in selection.items()},
     }
     print(json.dumps(metrics, indent=2))
     if args.record:

@@ -10,8 +10,11 @@
 # teacher:  ConvNet-D3 on CIFAR-10 (target: >= 75% top-1 in <= 30 min here), keeping the early-stage
 #           checkpoint LADD labels with (epoch 10 of 50 in LADD: a fifth of the run)
 # dense:    5 x 5 sub-images of each D_S image (62.5% of each side), one soft label each, from that checkpoint
+#           and from the run's last epoch (LADD's labeler has 10 epochs of training, as the last epoch here has)
 # table:    hard labels / dense labels / online labels from the teacher (tau) and the selected labeler,
-#           one protocol and seeds; records benchmarks/results/dense-cifar10-ipc10-cpu.json
+#           one protocol and seeds; the dense row's labeler (early checkpoint or last epoch) is the one whose
+#           first-seed student scores best on the build's held-out slice; records
+#           benchmarks/results/dense-cifar10-ipc10-cpu.json
 #
 # Work lives in benchmarks/work/ and is committed as it lands (benchmarks/commit_work.sh): the
 # ConvNet-D3 run resumes by epoch, the table seed by seed, so a session that ends mid-way loses at
@@ -36,7 +39,8 @@ EPOCHS=${EPOCHS:-10}
 EARLY=${EARLY:-2}                 # LADD's early stage: epoch 10 of 50, a fifth of the run
 SEEDS=${SEEDS:-0,1,2}
 RUN=benchmarks/work/cifar10-convnet-d3
-DENSE=benchmarks/work/cifar10-convnet-d3-ipc10-dense
+DENSE=benchmarks/work/cifar10-convnet-d3-ipc10-dense          # from the early checkpoint
+DENSE_LAST=benchmarks/work/cifar10-convnet-d3-ipc10-dense-last  # from the last epoch
 case "$STAGE" in
 teacher)
     [ -f "$RUN/teacher_report.json" ] && { echo "teacher: done ($RUN)"; exit 0; }
@@ -44,11 +48,13 @@ teacher)
         --lr 0.05 --checkpoint-epochs "$EARLY" --holdout-per-class 500 --device cpu \
         --record teacher-convnet-d3-cifar10-cpu ;;
 dense)
-    [ -f "$DENSE/manifest.json" ] && { echo "dense: done ($DENSE)"; exit 0; }
-    $ZOO dense --distilled "$BUILD/work/distilled" --labeler "$RUN/checkpoints/epoch-$(printf %04d "$EARLY")" \
-        --out "$DENSE" --n 5 --ratio 0.625 --device cpu ;;
+    for pair in "$DENSE:$RUN/checkpoints/epoch-$(printf %04d "$EARLY")" "$DENSE_LAST:$RUN/teacher"; do
+        out=${pair%%:*} labeler=${pair#*:}
+        if [ -f "$out/manifest.json" ]; then echo "dense: done ($out)"; continue; fi
+        $ZOO dense --distilled "$BUILD/work/distilled" --labeler "$labeler" --out "$out" --n 5 --ratio 0.625 --device cpu
+    done ;;
 table)
-    $PY benchmarks/dense_table.py --build "$BUILD" --teacher "$TEACHER" --dense "$DENSE" \
+    $PY benchmarks/dense_table.py --build "$BUILD" --teacher "$TEACHER" --dense "$DENSE" --dense "$DENSE_LAST" \
         --out benchmarks/work/dense-cifar10-ipc10 --seeds "$SEEDS" --record dense-cifar10-ipc10-cpu ;;
 *) echo "unknown stage $STAGE; choose all or one of: $STAGES" >&2; exit 2 ;;
 esac
