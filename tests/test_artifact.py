@@ -277,6 +277,21 @@ def test_onnx_backend_takes_the_cuda_provider_only_for_a_cuda_device_with_onnxru
         assert ort_providers(device) == ["CPUExecutionProvider"] and ort_uses_gpu(device) is False
 
 
+def test_the_onnx_backend_opens_its_session_with_the_cuda_provider_for_a_cuda_device(monkeypatch, exported):
+    """With onnxruntime-gpu installed (stood in for: this machine has the CPU build), load_labeler(device="cuda",
+    backend="onnx") asks onnxruntime for CUDA first; device="cpu" for the CPU alone."""
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    asked, real = [], onnxruntime.InferenceSession
+    monkeypatch.setattr(onnxruntime, "InferenceSession", lambda *a, **k: asked.append(k["providers"]) or real(
+        *a, **{**k, "providers": ["CPUExecutionProvider"]}))  # the CPU build cannot open a CUDA session
+    load_labeler(exported, backend="onnx", device="cuda")
+    assert asked[-1] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    load_labeler(exported, backend="onnx", device="cpu")
+    assert asked[-1] == ["CPUExecutionProvider"]
+
+
 def test_a_labeler_around_an_in_memory_network_labels_like_its_export(small_net, exported, cifar10, cifar_val):
     before = {k: v.clone() for k, v in small_net.state_dict().items()}
     labeler = labeler_from_module(small_net, resolution=32, mean=cifar10.spec.mean, std=cifar10.spec.std,

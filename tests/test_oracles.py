@@ -72,6 +72,14 @@ def test_gflops_of_a_network_in_another_precision_are_the_count_by_hand(dtype):
     assert gflops_per_image(cifar, 32) == pytest.approx(2 * CIFAR_STEM_MACS / 1e9, rel=1e-12)
 
 
+def test_gflops_of_a_network_on_the_meta_device_are_the_count_by_hand():
+    """Kinds build networks on the meta device before any weight is read; measuring one needs no memory."""
+    with torch.device("meta"):
+        cifar = build_model(resnet18_arch(10, "cifar"))
+    assert next(cifar.parameters()).is_meta
+    assert gflops_per_image(cifar, 32) == pytest.approx(2 * CIFAR_STEM_MACS / 1e9, rel=1e-12)
+
+
 def _macs_by_hooks(net: nn.Module, resolution: int) -> int:
     """Multiply-adds of every conv and linear layer, from the shapes a forward pass gives them."""
     total, handles = [0], []
