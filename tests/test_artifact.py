@@ -19,6 +19,7 @@ import pytest
 import torch
 import torchvision
 import yaml
+from conftest import run_cli
 
 from flashdd_zoo import load_labeler
 from flashdd_zoo.artifact.config import read_config
@@ -76,6 +77,18 @@ def test_the_onnx_backend_resizes_when_asked_and_knows_its_folder(exported, cifa
     assert (onnx_labeler(x40) - load_labeler(exported, resize=True)(x40)).abs().max() < 1e-4
     with pytest.raises(InputError, match="built for 32x32 images, got 40x40.*resize=True"):
         load_labeler(exported, backend="onnx")(x40)
+
+
+def test_a_projector_folder_stores_no_onnx_and_the_onnx_backend_says_how_to_make_one(exported, tmp_path):
+    folder = tmp_path / "projector"  # a projector on a zoo backbone: only its adapter and head are stored
+    run_cli("projector", "--dataset", "cifar10", "--backbone", f"flashdd-zoo:{exported}", "--conv-rank", "4",
+            "--weak-teachers", exported, "--out", folder, "--train-per-class", "3", "--val-per-class", "2",
+            "--epochs", "1", "--batch-size", "16")
+    assert not (folder / "model.onnx").exists() and load_labeler(folder).config.kind == "projector"
+    with pytest.raises(ArtifactArgumentError) as e:
+        load_labeler(folder, backend="onnx")
+    assert str(e.value) == (f"{folder} stores no model.onnx (a projector folder may leave it out); write one with "
+                            f"`flashdd-zoo export {folder} --out DIR` and load DIR instead.")
 
 
 def test_soft_labels_are_tempered_probabilities(exported, cifar10, cifar_val):

@@ -13,7 +13,6 @@ import torch
 from onnx import numpy_helper
 
 import flashdd_zoo.exporters.onnx_export as onnx_export
-
 from flashdd_zoo.data import normalize
 from flashdd_zoo.errors import ExportError
 from flashdd_zoo.exporters.onnx_export import check_parity, export_onnx, onnx_interface, onnx_session

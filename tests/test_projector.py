@@ -17,7 +17,7 @@ from torch import nn
 from flashdd_zoo import load_labeler
 from flashdd_zoo.data import load_split
 from flashdd_zoo.data.images import normalize
-from flashdd_zoo.errors import ArtifactArgumentError, ArtifactError, ArtifactMismatchError
+from flashdd_zoo.errors import ArtifactError, ArtifactMismatchError
 from flashdd_zoo.exporters.manifest import write_manifest
 from flashdd_zoo.models import resnet18_arch
 from flashdd_zoo.zoo.checkpoints import save_checkpoint
@@ -154,14 +154,6 @@ def test_missing_or_mismatched_backbone_is_refused_with_how_to_fix(clip_projecto
     other = _save(open_clip.create_model(TINY_CLIP_NAME), tmp_path / "other.safetensors")  # same config, new weights
     with pytest.raises(ArtifactMismatchError, match="adapter only fits those weights.*backbone="):
         load_labeler(folder, backbone=other)
-
-
-def test_a_projector_folder_stores_no_onnx_and_the_onnx_backend_says_how_to_make_one(clip_projector, clip_weights):
-    assert not (clip_projector / "model.onnx").exists()
-    with pytest.raises(ArtifactArgumentError) as e:
-        load_labeler(clip_projector, backend="onnx", backbone=clip_weights)
-    assert str(e.value) == (f"{clip_projector} stores no model.onnx (a projector folder may leave it out); write one with "
-                            f"`flashdd-zoo export {clip_projector} --out DIR` and load DIR instead.")
 
 
 def test_adapter_of_another_backbone_is_refused(clip_projector, timm_projector, tmp_path):
