@@ -7,9 +7,9 @@ count) beside the rest of that file (helpers, fixtures, constants; imports left 
 keeps a verdict only where that is sound:
 
 - a change to pyproject.toml or to anything under tests/ other than a test_*.py file (conftest,
-  fixtures, helpers) can change every test: nothing is kept. The test files [tool.mutmut] selects
-  are recorded apart: a file added to the selection counts as added tests, a file dropped from it
-  as every one of its tests changed;
+  fixtures, helpers) can change every test: nothing is kept. So does a change to the test files
+  [tool.mutmut] selects (recorded apart from pyproject's other settings, to name it): mutmut 3.8
+  itself resets every verdict when its test selection changes, whatever is carried here;
 - a changed test_*.py file whose helpers changed (or that has no per-test record) counts as every
   one of its tests changed; otherwise only its edited and removed tests count (an added test cannot
   undo a kill by another);
@@ -84,7 +84,7 @@ def is_test_module(path: str) -> bool:
 def stale_tests(old: dict[str, str], new: dict[str, str]) -> tuple[list[str], set[str], set[str]]:
     """(files whose change affects every test, test files with every test stale, "file::test" ids stale)."""
     changed = {p for p in old.keys() | new.keys() if "::" not in p and old.get(p) != new.get(p)}
-    global_changes = sorted(p for p in changed if not is_test_module(p))
+    global_changes = sorted([p for p in changed if not is_test_module(p)] + [SELECTION] * (old.get(SELECTION) != new.get(SELECTION)))
     whole, single = set(), set()
     for path in sorted(p for p in changed if is_test_module(p)):
         rest = f"{path}::{REST}"
@@ -92,14 +92,7 @@ def stale_tests(old: dict[str, str], new: dict[str, str]) -> tuple[list[str], se
             whole.add(path)
             continue
         single |= {k for k, h in old.items() if k.startswith(f"{path}::") and new.get(k) != h}
-    dropped = set(_selection(old)) - set(_selection(new))  # no longer run: what they killed may survive
-    whole |= {entry for entry in dropped if "::" not in entry}
-    single |= {entry for entry in dropped if "::" in entry}  # a selected test rather than a file
     return global_changes, whole, single
-
-
-def _selection(hashes: dict[str, str]) -> list[str]:
-    return json.loads(hashes.get(SELECTION, "[]"))
 
 
 def drop_tests(stats: dict, whole: set[str], single: set[str]) -> set[str]:

@@ -4,6 +4,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 spec = importlib.util.spec_from_file_location("mutation_state", BENCHMARKS / "mutation_state.py")
 state = importlib.util.module_from_spec(spec)
@@ -115,24 +117,16 @@ def _with_selection(*files: str) -> dict[str, str]:
     return {**_hashes(BEFORE), **state.pyproject_hashes(SETTINGS % ", ".join(f'"{f}"' for f in files))}
 
 
-def test_a_test_file_added_to_the_selection_counts_as_added_tests(tmp_path):
-    old, new = _with_selection("tests/test_x.py"), _with_selection("tests/test_x.py", "tests/test_z.py")
-    assert state.stale_tests(old, new) == ([], set(), set())
-    mutants = _mutants(tmp_path)
-    assert state.carry(mutants, old, new) == 0
-    verdicts = _verdicts(mutants)
-    assert verdicts["m.x_kept_only__mutmut_1"] == 1 and verdicts["m.x_kept_only__mutmut_2"] is None  # kills stand
-
-
-def test_a_test_file_dropped_from_the_selection_counts_as_every_test_of_it_changed(tmp_path):
-    old, new = _with_selection("tests/test_x.py", "tests/test_y.py"), _with_selection("tests/test_x.py")
-    assert state.stale_tests(old, new) == ([], {"tests/test_y.py"}, set())
-    one = _with_selection("tests/test_x.py", "tests/test_y.py::test_other")  # a single selected test
-    assert state.stale_tests(one, new) == ([], set(), {"tests/test_y.py::test_other"})
-    mutants = _mutants(tmp_path)
-    state.carry(mutants, old, new)
-    assert _verdicts(mutants)["m.x_removed__mutmut_1"] is None  # test_y.py's test covered it
-    assert _verdicts(mutants)["m.x_kept_only__mutmut_1"] == 1
+@pytest.mark.parametrize("before, after", [
+    (("tests/test_x.py",), ("tests/test_x.py", "tests/test_z.py")),  # a file added
+    (("tests/test_x.py", "tests/test_y.py"), ("tests/test_x.py",)),  # a file dropped
+    (("tests/test_x.py", "tests/test_y.py::test_other"), ("tests/test_x.py",)),  # a single selected test dropped
+])
+def test_a_changed_test_selection_keeps_nothing_as_mutmut_itself_resets_every_verdict(tmp_path, before, after):
+    old, new = _with_selection(*before), _with_selection(*after)
+    assert state.stale_tests(old, new)[0] == [state.SELECTION]
+    assert state.carry(_mutants(tmp_path), old, new) == state.NOTHING_KEPT
+    assert state.stale_tests(old, _with_selection(*reversed(before)))[0] == []  # the order of the list is no change
 
 
 def test_any_other_pyproject_setting_changed_keeps_nothing(tmp_path):
