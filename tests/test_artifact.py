@@ -79,6 +79,22 @@ def test_the_onnx_backend_resizes_when_asked_and_knows_its_folder(exported, cifa
         load_labeler(exported, backend="onnx")(x40)
 
 
+def test_the_onnx_backend_carries_the_cards_measurements(exported):
+    onnx_labeler = load_labeler(exported, backend="onnx")
+    assert onnx_labeler.metrics == json.loads((exported / "metrics.json").read_text()) == load_labeler(exported).metrics
+    assert onnx_labeler.num_params == count_params(load_labeler(exported).net) and onnx_labeler.storage_bytes == (
+        exported / "model.safetensors").stat().st_size
+
+
+def test_fast_true_from_load_labeler_takes_the_cpu_fast_path(exported, cifar10, cifar_val):
+    """On the CPU, fast=True means float32, channels_last and folded BatchNorm (runtime/fast.resolve_options)."""
+    fast, plain = load_labeler(exported, fast=True), load_labeler(exported)
+    assert fast.options == FastOptions(channels_last=True, fold_bn=True) and plain.options == FastOptions()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.net.modules())
+    x = _x(cifar10, cifar_val.images[:4])
+    assert (fast(x) - plain(x)).abs().max() < 1e-4
+
+
 def test_a_projector_folder_stores_no_onnx_and_the_onnx_backend_says_how_to_make_one(exported, tmp_path):
     folder = tmp_path / "projector"  # a projector on a zoo backbone: only its adapter and head are stored
     run_cli("projector", "--dataset", "cifar10", "--backbone", f"flashdd-zoo:{exported}", "--conv-rank", "4",
