@@ -183,6 +183,16 @@ def test_truncated_file_is_refused(copy_of):
         load_labeler(copy_of)
 
 
+def test_a_truncated_file_is_refused_with_its_size_the_manifests_and_what_to_do(copy_of):
+    path = copy_of / "model.onnx"
+    listed = path.stat().st_size
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.raises(ArtifactError) as e:
+        load_labeler(copy_of)
+    assert str(e.value) == (f"{path} has {listed - 7} bytes but the manifest says {listed}: the file is truncated or "
+                            "altered. Download or export the labeler again.")
+
+
 def test_unknown_artifact_version_is_refused(copy_of):
     config = json.loads((copy_of / "config.json").read_text())
     config["format_version"] = 99
