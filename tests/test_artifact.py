@@ -193,6 +193,17 @@ def test_a_truncated_file_is_refused_with_its_size_the_manifests_and_what_to_do(
                             "altered. Download or export the labeler again.")
 
 
+def test_an_altered_file_of_the_same_size_is_refused_with_what_to_do(copy_of):
+    path = copy_of / "model.onnx"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size, another sha256
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError) as e:
+        load_labeler(copy_of)
+    assert str(e.value) == (f"{path} does not match its sha256 in manifest.json: the file was altered or corrupted. "
+                            "Download or export the labeler again.")
+
+
 def test_unknown_artifact_version_is_refused(copy_of):
     config = json.loads((copy_of / "config.json").read_text())
     config["format_version"] = 99
