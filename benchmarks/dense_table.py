@@ -6,8 +6,8 @@
 On the D_S of build B (its build-report.json), with B's student protocol: hard labels only; LADD
 dense labels (D, made from an early-stage labeler); online soft labels from the full teacher T
 (tau(D_S)) and from the capacity-matched labeler B selected. Given several dense folders (labels of
-the same D_S from other checkpoints), the row is the one whose first-seed student scores best on B's
-held-out slice of the training split; the test split only reports. Each row
+the same D_S from other checkpoints or at other temperatures), the row is the one whose first-seed
+student scores best on B's held-out slice of the training split; the test split only reports. Each row
 is cached per seed in OUT/<row>-seed<s>.json with the settings that made it, so a rerun resumes at the
 first unfinished seed. Storage is measured as LADD does: the label file against the zip-compressed uint8 images, at the
 native 32 px and with the images upsampled to 128 px (the labels do not grow with the resolution).
@@ -81,13 +81,18 @@ def labeler_epoch(dense) -> int:
     return int(dense.config.lineage.get("labeler_epoch") or 0)
 
 
+def variant(dense) -> str:
+    """A dense folder's labeler checkpoint and label temperature, as a metric key's suffix."""
+    return f"epoch_{labeler_epoch(dense)}_t{dense.config.temperature:g}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", type=Path, required=True,
                     help="a build folder: its D_S, student protocol and selected labeler (build-report.json)")
     ap.add_argument("--teacher", type=Path, required=True, help="the full teacher (labeler folder)")
     ap.add_argument("--dense", type=Path, required=True, action="append",
-                    help="dense labels made from an early-stage labeler; repeat for other checkpoints (chosen on the "
+                    help="dense labels made from an early-stage labeler; repeat for other checkpoints or temperatures (chosen on the "
                          "build's held-out slice)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--record", default=None)
@@ -151,10 +156,10 @@ def main() -> None:
         "online_tau_mean": rows["online_tau"]["top1_mean"], "online_tau_std": rows["online_tau"]["top1_std"],
         "online_capacity_mean": rows["online_capacity"]["top1_mean"],
         "online_capacity_std": rows["online_capacity"]["top1_std"],
-        "labeler_epoch": labeler_epoch(dense),
+        "labeler_epoch": labeler_epoch(dense), "labeler_temperature": dense.config.temperature,
         "seeds": len(seeds), "epochs": soft.epochs,
         # the choice between dense labelers: each one's first-seed student on the held-out slice
-        **{f"holdout_top1_labeler_epoch_{labeler_epoch(load_dense_labels(f))}": acc for f, acc in selection.items()},
+        **{f"holdout_top1_{variant(load_dense_labels(f))}": acc for f, acc in selection.items()},
     }
     print(json.dumps(metrics, indent=2))
     if args.record:

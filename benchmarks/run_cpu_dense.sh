@@ -10,9 +10,10 @@
 # teacher:  ConvNet-D3 on CIFAR-10 (target: >= 75% top-1 in <= 30 min here), keeping the early-stage
 #           checkpoint LADD labels with (epoch 10 of 50 in LADD: a fifth of the run)
 # dense:    5 x 5 sub-images of each D_S image (62.5% of each side), one soft label each, from that checkpoint
-#           and from the run's last epoch (LADD's labeler has 10 epochs of training, as the last epoch here has)
+#           (at T = 1, as LADD stores them, and softened at T = 2) and from the run's last epoch (LADD's labeler
+#           has 10 epochs of training, as the last epoch here has)
 # table:    hard labels / dense labels / online labels from the teacher (tau) and the selected labeler,
-#           one protocol and seeds; the dense row's labeler (early checkpoint or last epoch) is the one whose
+#           one protocol and seeds; the dense row's labels (early checkpoint, softened, last epoch) are those whose
 #           first-seed student scores best on the build's held-out slice; records
 #           benchmarks/results/dense-cifar10-ipc10-cpu.json
 #
@@ -40,6 +41,7 @@ EARLY=${EARLY:-2}                 # LADD's early stage: epoch 10 of 50, a fifth 
 SEEDS=${SEEDS:-0,1,2}
 RUN=benchmarks/work/cifar10-convnet-d3
 DENSE=benchmarks/work/cifar10-convnet-d3-ipc10-dense          # from the early checkpoint
+DENSE_T2=benchmarks/work/cifar10-convnet-d3-ipc10-dense-t2      # from the early checkpoint, softmax(logits / 2)
 DENSE_LAST=benchmarks/work/cifar10-convnet-d3-ipc10-dense-last  # from the last epoch
 case "$STAGE" in
 teacher)
@@ -48,13 +50,15 @@ teacher)
         --lr 0.05 --checkpoint-epochs "$EARLY" --holdout-per-class 500 --device cpu \
         --record teacher-convnet-d3-cifar10-cpu ;;
 dense)
-    for pair in "$DENSE:$RUN/checkpoints/epoch-$(printf %04d "$EARLY")" "$DENSE_LAST:$RUN/teacher"; do
-        out=${pair%%:*} labeler=${pair#*:}
+    early=$RUN/checkpoints/epoch-$(printf %04d "$EARLY")
+    for spec in "$DENSE:$early:1" "$DENSE_T2:$early:2" "$DENSE_LAST:$RUN/teacher:1"; do
+        IFS=: read -r out labeler temperature <<< "$spec"
         if [ -f "$out/manifest.json" ]; then echo "dense: done ($out)"; continue; fi
-        $ZOO dense --distilled "$BUILD/work/distilled" --labeler "$labeler" --out "$out" --n 5 --ratio 0.625 --device cpu
+        $ZOO dense --distilled "$BUILD/work/distilled" --labeler "$labeler" --out "$out" --n 5 --ratio 0.625 \
+            --temperature "$temperature" --device cpu
     done ;;
 table)
-    $PY benchmarks/dense_table.py --build "$BUILD" --teacher "$TEACHER" --dense "$DENSE" --dense "$DENSE_LAST" \
+    $PY benchmarks/dense_table.py --build "$BUILD" --teacher "$TEACHER" --dense "$DENSE" --dense "$DENSE_T2" --dense "$DENSE_LAST" \
         --out benchmarks/work/dense-cifar10-ipc10 --seeds "$SEEDS" --record dense-cifar10-ipc10-cpu ;;
 *) echo "unknown stage $STAGE; choose all or one of: $STAGES" >&2; exit 2 ;;
 esac
