@@ -408,6 +408,30 @@ def test_a_new_config_labels_at_rdeds_temperature_unless_told(tmp_path):
     assert made.to_json()["output"] == {"type": "logits", "soft_labels": "softmax(logits / temperature)"}
 
 
+def test_a_config_reads_back_equal_to_the_one_written(tmp_path):
+    """Every field survives config.json, including the lineage, plots and versions a reader passes on."""
+    doc = json.loads((FORMAT1 / "pruned" / "config.json").read_text())
+    made = LabelerConfig.create(name="x", kind="pruned", architecture=doc["architecture"], class_names=doc["class_names"],
+                                resolution=8, mean=(0.5,) * 3, std=(0.25,) * 3, temperature=4,
+                                lineage={"ipc": 1, "teacher": "t"}, plots=["curve.png", "tau.png"])
+    write_config(tmp_path, made)
+    assert read_config(tmp_path) == made
+
+
+def test_a_config_without_its_optional_fields_reads_with_their_defaults():
+    """num_classes (redundant with the architecture), the writer's version, lineage and plots may be absent;
+    a too-new format then says the writer's version is unknown, and names the source it was given."""
+    doc = json.loads((FORMAT1 / "pruned" / "config.json").read_text())
+    for key in ("num_classes", "flashdd_zoo_version", "lineage", "plots"):
+        doc.pop(key)
+    config = LabelerConfig.from_json(doc)
+    assert (config.num_classes, config.flashdd_zoo_version, config.lineage, config.plots) == (3, "?", {}, ())
+    with pytest.raises(ArtifactError) as e:
+        LabelerConfig.from_json({**doc, "format_version": 99}, "org/lab@v1")
+    assert str(e.value) == ("org/lab@v1 was written in artifact format version 99 (by flashdd-zoo ?); this flashdd-zoo "
+                            "reads up to version 2. Upgrade: pip install -U flashdd-zoo.")
+
+
 def test_onnx_of_another_interface_is_refused_even_for_torch(copy_of):
     shutil.copy(FORMAT1 / "pruned" / "model.onnx", copy_of / "model.onnx")  # 3 classes, 8x8 images
     write_manifest(copy_of)
@@ -546,6 +570,34 @@ def test_manifest_entries_must_be_plain_relative_posix_paths(tmp_path, rel):
     _list_in_manifest(folder, rel, folder / "README.md")
     with pytest.raises(ArtifactPathError, match=f"lists {re.escape(repr(rel))}, a path outside the labeler folder"):
         load_labeler(folder)
+
+
+def test_path_refusals_say_whole_what_to_do(tmp_path):
+    """Both refusals end with the fix, word for word (the tests above match only their first part)."""
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    with pytest.raises(ArtifactPathError) as outside_rel:
+        listed_path(folder, "../x.md")
+    assert str(outside_rel.value) == (f"{folder / 'manifest.json'} lists '../x.md', a path outside the labeler folder; "
+                                      "refusing this artifact. A labeler's manifest names only files inside its folder.")
+    (folder / "README.md").symlink_to(tmp_path / "elsewhere.md")
+    (tmp_path / "elsewhere.md").write_text("x")
+    with pytest.raises(ArtifactPathError) as outside_link:
+        listed_path(folder, "README.md")
+    assert str(outside_link.value) == (f"{folder / 'README.md'} links to {(tmp_path / 'elsewhere.md').resolve()}, "
+                                       "outside the labeler folder; refusing this artifact. Replace the link by a copy "
+                                       "of the file (and rewrite the manifest).")
+
+
+def test_a_dangling_link_out_of_the_folder_is_refused_too(tmp_path):
+    """A link to a file that does not exist (yet) outside the folder is refused like any other way out: a
+    download or a rewrite through it would land outside."""
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    (folder / "model.onnx").symlink_to(tmp_path / "not-there" / "model.onnx")
+    with pytest.raises(ArtifactPathError, match=r"model\.onnx links to .*not-there/model\.onnx, outside the labeler"):
+        listed_path(folder, "model.onnx")
+    assert listed_path(folder, "README.md") == folder / "README.md"  # a plain file not yet written is fine
 
 
 def test_links_that_stay_inside_are_fine(tmp_path):
