@@ -92,8 +92,8 @@ def main() -> None:
                     help="a build folder: its D_S, student protocol and selected labeler (build-report.json)")
     ap.add_argument("--teacher", type=Path, required=True, help="the full teacher (labeler folder)")
     ap.add_argument("--dense", type=Path, required=True, action="append",
-                    help="dense labels made from an early-stage labeler; repeat for other checkpoints or temperatures (chosen on the "
-                         "build's held-out slice)")
+                    help="dense labels made from an early-stage labeler; repeat for other checkpoints or temperatures "
+                         "(chosen on the build's held-out slice)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--record", default=None)
     ap.add_argument("--seeds", default="0,1,2")
