@@ -6,8 +6,11 @@
 On the D_S of build B (its build-report.json), with B's student protocol: hard labels only; LADD
 dense labels (D, made from an early-stage labeler); online soft labels from the full teacher T
 (tau(D_S)) and from the capacity-matched labeler B selected. Given several dense folders (labels of
-the same D_S from other checkpoints or at other temperatures), the row is the one whose first-seed
-student scores best on B's held-out slice of the training split; the test split only reports. Each row
+the same D_S from other checkpoints or at other temperatures, and --dense-per-view folders stepped once per
+batch of views: EvalProtocol.dense_step), the row is the one whose first-seed student scores best on B's
+held-out slice of the training split; the test split only reports. A control row trains the chosen
+dense row's crops with the same steps but every crop labelled with its image's hard label, so the gain
+of dense labels over hard labels splits into what the extra views give and what the labels give. Each row
 is cached per seed in OUT/<row>-seed<s>.json with the settings that made it, so a rerun resumes at the
 first unfinished seed. Storage is measured as LADD does: the label file against the zip-compressed uint8 images, at the
 native 32 px and with the images upsampled to 128 px (the labels do not grow with the resolution).
@@ -81,9 +84,15 @@ def labeler_epoch(dense) -> int:
     return int(dense.config.lineage.get("labeler_epoch") or 0)
 
 
-def variant(dense) -> str:
-    """A dense folder's labeler checkpoint and label temperature, as a metric key's suffix."""
-    return f"epoch_{labeler_epoch(dense)}_t{dense.config.temperature:g}"
+def one_hot_crops(labels: torch.Tensor, dense_labels: torch.Tensor) -> torch.Tensor:
+    """Dense labels of D_S's shape [images, N*N, classes] with every crop given its image's one-hot label."""
+    one_hot = F.one_hot(labels, dense_labels.shape[-1]).to(dense_labels.dtype)
+    return one_hot[:, None].expand_as(dense_labels).contiguous()
+
+
+def variant(dense, step: str) -> str:
+    """A dense folder's labeler checkpoint and label temperature (and its step if per view), as a metric key's suffix."""
+    return f"epoch_{labeler_epoch(dense)}_t{dense.config.temperature:g}" + ("_per_view" if step == "view" else "")
 
 
 def main() -> None:
@@ -94,6 +103,9 @@ def main() -> None:
     ap.add_argument("--dense", type=Path, required=True, action="append",
                     help="dense labels made from an early-stage labeler; repeat for other checkpoints or temperatures "
                          "(chosen on the build's held-out slice)")
+    ap.add_argument("--dense-per-view", type=Path, action="append", default=[],
+                    help="dense labels to try also with one optimizer step per batch of views (an epoch is a pass "
+                         "over the label-augmented set); repeatable, chosen on the held-out slice like --dense")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--record", default=None)
     ap.add_argument("--seeds", default="0,1,2")
@@ -119,47 +131,59 @@ def main() -> None:
     def online(source: Path | str):
         return lambda s: evaluate(d_s, load_teacher(source, ds.num_classes).model.eval(), ds, val, soft, s, args.device)
 
-    def dense_row(folder: Path, row_seeds: tuple[int, ...], need_holdout: bool = False) -> dict:
-        dense = load_dense_labels(folder)
+    def dense_row(candidate: tuple[Path, str], row_seeds: tuple[int, ...], need_holdout: bool = False,
+                  hard_crops: bool = False) -> dict:
+        folder, step = candidate
+        dense, protocol = load_dense_labels(folder), replace(hard, dense_step=step)
         dense.check_distilled(distilled, ds)
-        return row(args.out, f"dense-{folder.name}", {**common, "protocol": asdict(hard), "dense": str(folder)}, row_seeds,
-                   lambda s: evaluate(d_s, None, ds, val, hard, s, args.device, extra_sets=extra_sets(), dense=dense),
+        name = f"dense-{folder.name}" + ("-per-view" if step == "view" else "")
+        settings = {**common, "protocol": asdict(protocol), "dense": str(folder)}
+        if hard_crops:  # the control: every crop labelled with its image's hard label
+            dense = replace(dense, labels=one_hot_crops(d_s.labels, dense.labels))
+            name, settings = f"{name}-hard-crops", {**settings, "crop_labels": "hard"}
+        return row(args.out, name, settings, row_seeds,
+                   lambda s: evaluate(d_s, None, ds, val, protocol, s, args.device, extra_sets=extra_sets(), dense=dense),
                    holdout=need_holdout)
 
+    candidates = [(folder, "image") for folder in args.dense] + [(folder, "view") for folder in args.dense_per_view]
     selection = {}
-    if len(args.dense) > 1:
+    if len(candidates) > 1:
         if not holdout_per_class:
             raise SystemExit(f"{args.build} was built without --holdout-per-class: no held-out slice to choose "
                              "between dense labelers on")
-        selection = {folder: dense_row(folder, seeds[:1], need_holdout=True)["holdout_top1s"][0] for folder in args.dense}
-        for folder, acc in selection.items():
-            print(f"held-out slice, seed {seeds[0]}: {acc:.2f} with {folder}")
-    chosen = max(args.dense, key=selection.get) if selection else args.dense[0]
-    dense = load_dense_labels(chosen)
+        selection = {c: dense_row(c, seeds[:1], need_holdout=True)["holdout_top1s"][0] for c in candidates}
+        for (folder, step), acc in selection.items():
+            print(f"held-out slice, seed {seeds[0]}: {acc:.2f} with {folder}, one step per batch of {step}s")
+    chosen = max(candidates, key=selection.get) if selection else candidates[0]
+    dense = load_dense_labels(chosen[0])
     rows = {
         "hard": row(args.out, "hard", {**common, "protocol": asdict(hard)}, seeds,
                     lambda s: evaluate(d_s, None, ds, val, hard, s, args.device)),
         "dense": dense_row(chosen, seeds),
+        "hard_crops": dense_row(chosen, seeds, hard_crops=True),
         "online_tau": row(args.out, "online_tau", {**common, "protocol": asdict(soft), "labeler": str(args.teacher)},
                           seeds, online(args.teacher)),
         "online_capacity": row(args.out, "online_capacity", {**common, "protocol": asdict(soft), "labeler": capacity},
                                seeds, online(capacity)),
     }
-    dense_bytes = (chosen / "labels.safetensors").stat().st_size
+    dense_bytes = (chosen[0] / "labels.safetensors").stat().st_size
     image_bytes, image_bytes_128 = zip_bytes(d_s.images), zip_bytes(upsampled(d_s.images, 128))
     metrics = {
         "dense_bytes": dense_bytes, "image_bytes": image_bytes, "storage_pct": 100 * dense_bytes / image_bytes,
         "image_bytes_128": image_bytes_128, "storage_pct_128": 100 * dense_bytes / image_bytes_128,
         "student_top1_mean": rows["dense"]["top1_mean"], "student_top1_std": rows["dense"]["top1_std"],
+        # the control: the dense row's crops and steps with hard labels, so dense - hard_crops is the labels' share
+        "hard_crops_top1_mean": rows["hard_crops"]["top1_mean"], "hard_crops_top1_std": rows["hard_crops"]["top1_std"],
         "dense_label_seconds": statistics.fmean(rows["dense"]["label_seconds"]),
         "hard_top1_mean": rows["hard"]["top1_mean"], "hard_top1_std": rows["hard"]["top1_std"],
         "online_tau_mean": rows["online_tau"]["top1_mean"], "online_tau_std": rows["online_tau"]["top1_std"],
         "online_capacity_mean": rows["online_capacity"]["top1_mean"],
         "online_capacity_std": rows["online_capacity"]["top1_std"],
         "labeler_epoch": labeler_epoch(dense), "labeler_temperature": dense.config.temperature,
+        "dense_steps_per_batch": 1 + len(dense.boxes) if chosen[1] == "view" else 1,
         "seeds": len(seeds), "epochs": soft.epochs,
         # the choice between dense labelers: each one's first-seed student on the held-out slice
-        **{f"holdout_top1_{variant(load_dense_labels(f))}": acc for f, acc in selection.items()},
+        **{f"holdout_top1_{variant(load_dense_labels(f), step)}": acc for (f, step), acc in selection.items()},
     }
     print(json.dumps(metrics, indent=2))
     if args.record:

@@ -13,9 +13,10 @@
 #           (at T = 1, as LADD stores them, and softened at T = 2) and from the run's last epoch (LADD's labeler
 #           has 10 epochs of training, as the last epoch here has)
 # table:    hard labels / dense labels / online labels from the teacher (tau) and the selected labeler,
-#           one protocol and seeds; the dense row's labels (early checkpoint, softened, last epoch) are those whose
-#           first-seed student scores best on the build's held-out slice; records
-#           benchmarks/results/dense-cifar10-ipc10-cpu.json
+#           one protocol and seeds; the dense row's labels (early checkpoint, softened, last epoch; the early
+#           one also with one optimizer step per batch of views, --dense-step view) are those whose first-seed
+#           student scores best on the build's held-out slice; a control row trains that row's crops and steps
+#           with hard labels; records benchmarks/results/dense-cifar10-ipc10-cpu.json
 #
 # Work lives in benchmarks/work/ and is committed as it lands (benchmarks/commit_work.sh): the
 # ConvNet-D3 run resumes by epoch, the table seed by seed, so a session that ends mid-way loses at
@@ -58,7 +59,7 @@ dense)
             --temperature "$temperature" --device cpu
     done ;;
 table)
-    $PY benchmarks/dense_table.py --build "$BUILD" --teacher "$TEACHER" --dense "$DENSE" --dense "$DENSE_T2" --dense "$DENSE_LAST" \
+    $PY benchmarks/dense_table.py --build "$BUILD" --teacher "$TEACHER" --dense "$DENSE" --dense "$DENSE_T2" --dense "$DENSE_LAST" --dense-per-view "$DENSE" \
         --out benchmarks/work/dense-cifar10-ipc10 --seeds "$SEEDS" --record dense-cifar10-ipc10-cpu ;;
 *) echo "unknown stage $STAGE; choose all or one of: $STAGES" >&2; exit 2 ;;
 esac

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 
@@ -177,6 +178,61 @@ def test_local_views_gradient_is_ladds_summed_loss(work, cifar10):
     loss.backward()
     for a, p in zip(got, student.parameters()):
         assert torch.allclose(a, p.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_view_steps_step_once_per_crop_position_in_a_random_order(work, cifar10):
+    """dense_step "view": each crop position's batch is its own optimizer step, the positions in a seeded order."""
+    root, _ = work
+    dense = load_dense_labels(root / "labels")
+    x = normalize(load_distilled(root / "ds", cifar10).images[:6], cifar10.spec.mean, cifar10.spec.std)
+    targets = dense.labels[:6].float()
+    torch.manual_seed(1)
+    student = build_model(convnet_arch(10, 32, width=8))
+    oracle = build_model(convnet_arch(10, 32, width=8))
+    oracle.load_state_dict(student.state_dict())
+    opt = torch.optim.SGD(student.parameters(), lr=0.5)
+    total = _local_views_backward(student, x, targets, dense, torch.Generator().manual_seed(5), torch.device("cpu"),
+                                  lambda last: contextlib.nullcontext(), opt)
+    g, want_total = torch.Generator().manual_seed(5), 0.0
+    oracle_opt = torch.optim.SGD(oracle.parameters(), lr=0.5)
+    order = torch.randperm(25, generator=g).tolist()
+    assert order != list(range(25))
+    for k in order:  # the oracle: one SGD step per crop position, written out
+        top, left, h, w = dense.boxes[k]
+        flip = torch.rand(6, generator=g) < 0.5
+        view = F.interpolate(x[:, :, top:top + h, left:left + w], size=(32, 32), mode="bilinear")
+        view = torch.where(flip[:, None, None, None], view.flip(3), view)
+        oracle_opt.zero_grad()
+        loss = (-(targets[:, k] * F.log_softmax(oracle(view), 1)).sum(1)).mean()
+        loss.backward()
+        oracle_opt.step()
+        want_total += float(loss.detach())
+    assert float(total) == pytest.approx(want_total, rel=1e-4)
+    for a, b in zip(student.parameters(), oracle.parameters()):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_view_steps_make_an_epoch_one_pass_over_the_label_augmented_set(work, cifar10, monkeypatch):
+    root, _ = work
+    d_s, dense = load_distilled(root / "ds", cifar10), load_dense_labels(root / "labels")
+    steps = []
+    adamw_step = torch.optim.AdamW.step
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: steps.append(1) or adamw_step(self, *a, **k))
+    counts = {}
+    for step in ("image", "view"):
+        steps.clear()
+        protocol = EvalProtocol(epochs=1, batch_size=10, loss="ce", student="convnet-d3", dense_step=step)
+        train_student(d_s, None, cifar10, protocol, 0, device="cpu", dense=dense)
+        counts[step] = len(steps)
+    assert counts == {"image": 2, "view": 2 * 26}  # 20 images in batches of 10; 1 global + 25 local view batches
+    with pytest.raises(ArgumentError, match="not one of image, view"):
+        train_student(d_s, None, cifar10, EvalProtocol(epochs=1, loss="ce", dense_step="crop"), 0, device="cpu",
+                      dense=dense)
+    with pytest.raises(ArgumentError, match="give dense labels"):
+        train_student(d_s, None, cifar10, EvalProtocol(epochs=1, loss="ce", dense_step="view"), 0, device="cpu")
+    misuse = run_cli("evaluate", "--dataset", "cifar10", "--distilled", root / "ds", "--labeler", root / "early",
+                     "--dense-step", "view", check=False)
+    assert misuse.returncode != 0 and "use it with --dense" in (misuse.stdout + misuse.stderr)
 
 
 def test_training_from_dense_labels_runs_no_labeler(work, cifar10, cifar_val, tmp_path):

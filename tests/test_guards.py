@@ -1,6 +1,7 @@
 """The checks that guard users, exercised through the real checker with a broken input."""
 
 import copy
+import dataclasses
 import json
 import time
 import warnings
@@ -17,6 +18,7 @@ from flashdd_zoo.data import normalize
 from flashdd_zoo.errors import ExportError
 from flashdd_zoo.exporters.onnx_export import check_parity, export_onnx, onnx_interface, onnx_session
 from flashdd_zoo.models import build_model, resnet18_arch
+from flashdd_zoo.zoo.evaluate import EvalProtocol
 from flashdd_zoo.zoo.stages import StageCache, digest
 
 
@@ -222,3 +224,20 @@ def test_a_stage_whose_outputs_are_gone_runs_again(tmp_path):
     assert again.ran == ["teacher"] and out.is_file()
     again.run("teacher", {"epochs": 3}, train, outputs_exist)
     assert again.reused == ["teacher"]
+
+
+# the student protocol's share of every build stage's key: finished builds were cached under this digest
+DEFAULT_PROTOCOL_KEY = "5c6810eff0d3ca24a8449d75ac077592c08ea40aec96fe6b21082b686660ed68"
+
+
+def test_a_protocol_option_added_later_keeps_finished_build_stages_valid():
+    """A new EvalProtocol field would change every stage key and rerun hours of students: at its default it
+    stays out of the key (EvalProtocol.LATER_OPTIONS); set, it enters and reruns what it changes."""
+    default = EvalProtocol()
+    assert digest(default.stage_key()) == DEFAULT_PROTOCOL_KEY, (
+        "the default protocol's stage key changed, so every finished build would rerun: list the new field in "
+        "EvalProtocol.LATER_OPTIONS")
+    assert "dense_step" in dataclasses.asdict(default) and "dense_step" not in default.stage_key()
+    per_view = dataclasses.replace(default, dense_step="view").stage_key()
+    assert per_view == {**default.stage_key(), "dense_step": "view"}
+    assert digest(dataclasses.replace(default, epochs=299).stage_key()) != DEFAULT_PROTOCOL_KEY

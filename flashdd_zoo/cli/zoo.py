@@ -12,6 +12,7 @@ import click
 from ..artifact import read_config, read_metrics
 from ..models import DEFAULT_SINGLE, network_names
 from ..models.resnet import STEMS
+from ..zoo.evaluate import DENSE_STEPS
 from .common import console, data_root_option, friendly_errors, holdout_option, number_list, soft_label_options
 
 RESULTS_DIR = Path("benchmarks/results")
@@ -119,6 +120,10 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
 @click.option("--dense", "dense_dir", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Train from dense labels (`flashdd-zoo dense`) instead of a labeler (LADD): global views with "
                    "hard labels plus every stored sub-image with its dense label; no labeler runs.")
+@click.option("--dense-step", type=click.Choice(DENSE_STEPS), default=DENSE_STEPS[0], show_default=True,
+              help="With --dense: image = one optimizer step per batch of images (its global views and all its "
+                   "sub-images summed); view = one step per batch of views (an epoch is a pass over the "
+                   "label-augmented set, 1 + N*N steps per batch).")
 @click.option("--epochs", default=300, show_default=True, help="Student training epochs (300 in the papers).")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Student seeds, comma separated.")
 @click.option("--batch-size", default=100, show_default=True, help="Student batch size (capped at |D_S|).")
@@ -149,7 +154,7 @@ def distill_cmd(method, dataset_name, data_root, teacher, ipc, out_dir, mipc, nu
 @device_option
 @record_option
 @friendly_errors
-def evaluate_cmd(dataset_name, data_root, distilled, labeler, dense_dir, epochs, seeds, batch_size, lr, loss,
+def evaluate_cmd(dataset_name, data_root, distilled, labeler, dense_dir, dense_step, epochs, seeds, batch_size, lr, loss,
                  temperature, schedule, student, student_stem, report, val_per_class, random_baseline, hard_labels,
                  real_top1, holdout_per_class, update_card, device, record):
     """Train random students on D_S with soft labels from LABELER (or from --dense labels); top-1 on the
@@ -160,8 +165,10 @@ def evaluate_cmd(dataset_name, data_root, distilled, labeler, dense_dir, epochs,
     """
     if dense_dir is not None or labeler is None:
         _check_dense_options(labeler, dense_dir, random_baseline or hard_labels or update_card)
-        return _evaluate_dense(dataset_name, data_root, distilled, dense_dir, epochs, seeds, batch_size, lr, schedule,
-                               student, student_stem, report, val_per_class, device, record)
+        return _evaluate_dense(dataset_name, data_root, distilled, dense_dir, dense_step, epochs, seeds, batch_size, lr,
+                               schedule, student, student_stem, report, val_per_class, device, record)
+    if dense_step != DENSE_STEPS[0]:
+        raise click.UsageError(f"--dense-step {dense_step} steps through dense labels: use it with --dense.")
     from ..data import load_split, resolve_dataset
     from ..zoo.distilled import load_distilled
     from ..zoo.evaluate import EvalProtocol, evaluate
@@ -207,8 +214,8 @@ def _check_dense_options(labeler, dense_dir, label_robust: bool) -> None:
                                "--labeler, apart from --dense.")
 
 
-def _evaluate_dense(dataset_name, data_root, distilled, dense_dir, epochs, seeds, batch_size, lr, schedule, student,
-                    student_stem, report, val_per_class, device, record) -> None:
+def _evaluate_dense(dataset_name, data_root, distilled, dense_dir, dense_step, epochs, seeds, batch_size, lr, schedule,
+                    student, student_stem, report, val_per_class, device, record) -> None:
     """The same protocol and seeds, soft labels from a dense-label folder (LADD's deployment stage)."""
     from ..data import load_split, resolve_dataset
     from ..kinds import DENSE
@@ -224,7 +231,7 @@ def _evaluate_dense(dataset_name, data_root, distilled, dense_dir, epochs, seeds
     d_s = load_distilled(distilled, dataset)
     val = load_split(dataset, dataset.val_split(), max_per_class=val_per_class)
     protocol = EvalProtocol(epochs=epochs, batch_size=batch_size, lr=lr, loss="ce", schedule=schedule, student=student,
-                            student_stem=student_stem)
+                            student_stem=student_stem, dense_step=dense_step)
     seed_list = number_list(seeds, int, "--seeds")
     result = evaluate(d_s, None, dataset, val, protocol, seed_list, device, dense=dense)
     if not is_main_process():

@@ -226,7 +226,7 @@ def _student_stage(ctx: BuildContext, labeler_path: str, d_s: dict, name: str) -
     """Full downstream evaluation (all seeds) of one soft-label source on D_S."""
     cfg, ds = ctx.cfg, ctx.dataset
     key = {"labeler": _source_sha(Path(labeler_path)), "distilled": d_s["sha256"],
-           "protocol": dataclasses.asdict(cfg.protocol), "seeds": cfg.seeds, "val_per_class": cfg.val_per_class,
+           "protocol": cfg.protocol.stage_key(), "seeds": cfg.seeds, "val_per_class": cfg.val_per_class,
            "holdout_per_class": cfg.holdout_per_class}
 
     def run() -> dict:
@@ -269,7 +269,7 @@ def _reference_stage(ctx: BuildContext, labeler_path: str | None, d_s: dict, nam
     labels on a random real subset of D_S's size drawn from the training split less its held-out slice."""
     cfg, ds = ctx.cfg, ctx.dataset
     key = {"labeler": _source_sha(Path(labeler_path)) if labeler_path else None, "distilled": d_s["sha256"],
-           "protocol": dataclasses.asdict(cfg.protocol), "seeds": cfg.seeds, "val_per_class": cfg.val_per_class,
+           "protocol": cfg.protocol.stage_key(), "seeds": cfg.seeds, "val_per_class": cfg.val_per_class,
            "holdout_per_class": cfg.holdout_per_class, "finetune_per_class": cfg.finetune_per_class}
 
     def run() -> dict:
@@ -319,7 +319,7 @@ def _dis_stage(ctx: BuildContext, member: dict, d_s: dict) -> dict:
     cfg, ds = ctx.cfg, ctx.dataset
     sel = cfg.selection
     key = {"member": _source_sha(Path(member["path"])), "distilled": d_s["sha256"],
-           "protocol": dataclasses.asdict(cfg.protocol), "window": sel.window, "seeds": sel.dis_seeds}
+           "protocol": cfg.protocol.stage_key(), "window": sel.window, "seeds": sel.dis_seeds}
 
     def run() -> dict:
         data = ctx.distilled(d_s)

@@ -9,7 +9,10 @@ evaluate_random_baseline on random real subsets of D_S's size (zoo/label_robust.
 
 Dense labels (LADD) are a third source: with `dense=`, no labeler runs at all; each step adds to the
 hard-label CE of the global views LADD's local term, sum_j CE(crop_j, dense_j) over the N x N stored
-sub-images of the batch's images, with their stored soft labels.
+sub-images of the batch's images, with their stored soft labels. `dense_step` says how that sum is
+stepped: "image" makes it one optimizer step per batch of images (global and local views summed);
+"view" makes each view batch its own step, so an epoch is one pass over the label-augmented set D_LA
+(1 + N*N steps per batch of images, the same images seen and the same compute).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import torch
 import torch.distributed as dist
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 
 LabelFn = Callable[[torch.Tensor], torch.Tensor]  # normalised images -> logits
 SOFT_LABEL_LOSSES = ("kl", "mse_ce")  # the losses that train on a labeler's soft labels
+DENSE_STEPS = ("image", "view")  # dense labels: one optimizer step per batch of images, or per batch of views
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,19 @@ class EvalProtocol:
     schedule: str = "rded"  # "rded": lr * (1 + cos(pi t / 2T)) / 2 as RDED's code; "cosine": to 0
     student: str = DEFAULT_SINGLE.name
     student_stem: str | None = None  # None: the dataset's default stem
+    dense_step: str = "image"  # dense labels only: "image" or "view" (one of DENSE_STEPS; see the module docstring)
+
+    # options added after builds had cached stages under this protocol: at their defaults they stay out of
+    # stage_key, so finished stages stay valid (a new option must never rerun hours of students)
+    LATER_OPTIONS: ClassVar[tuple[str, ...]] = ("dense_step",)
+
+    def stage_key(self) -> dict:
+        """The protocol as part of a build stage's key (zoo/stages.py)."""
+        key = asdict(self)
+        for name in self.LATER_OPTIONS:
+            if key[name] == getattr(EvalProtocol, name):
+                del key[name]
+        return key
 
     @property
     def uses_labeler(self) -> bool:
@@ -151,22 +168,29 @@ def _loss(student_logits, teacher_logits, labels, perm, lam, p: EvalProtocol) ->
 
 
 def _local_views_backward(model, x: torch.Tensor, targets: torch.Tensor, dense: DenseLabels, g: torch.Generator,
-                          dev: torch.device, sync: Callable[[bool], contextlib.AbstractContextManager]) -> torch.Tensor:
+                          dev: torch.device, sync: Callable[[bool], contextlib.AbstractContextManager],
+                          opt: torch.optim.Optimizer | None = None) -> torch.Tensor:
     """LADD's sum_j CE(crop_j, dense_j) for normalised images `x` with their (B, N*N, C) dense labels, one crop
     position per backward pass: the gradients add up to the whole sum's, with one batch's memory. Each view
-    is flipped at random (the flip of a sub-image keeps its label)."""
+    is flipped at random (the flip of a sub-image keeps its label). With `opt` (dense_step "view") each crop
+    position is its own optimizer step instead, the positions in a random order."""
     total = torch.zeros((), device=dev)
     last = len(dense.boxes) - 1
-    for k, box in enumerate(dense.boxes):
-        view = sub_image(x, box)
+    order = range(len(dense.boxes)) if opt is None else torch.randperm(len(dense.boxes), generator=g, device=dev).tolist()
+    for n, k in enumerate(order):
+        view = sub_image(x, dense.boxes[k])
         flip = torch.rand(len(view), generator=g, device=dev) < 0.5
         view = torch.where(flip[:, None, None, None], view.flip(3), view)
         if dev.type == "cuda":
             view = view.contiguous(memory_format=torch.channels_last)
-        with sync(k == last), autocast(dev):
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
+        with sync(opt is not None or n == last), autocast(dev):
             logits = model(view).float()
             loss = -(targets[:, k] * F.log_softmax(logits, dim=1)).sum(1).mean()
         loss.backward()
+        if opt is not None:
+            opt.step()
         total += loss.detach()
     return total
 
@@ -179,6 +203,12 @@ def _check_label_source(label_fn: LabelFn | None, dense: DenseLabels | None, dis
     if dense is not None and dense.labels.shape[0] != len(distilled):
         raise DataError(f"the dense labels hold {dense.labels.shape[0]} images, D_S {len(distilled)}: check "
                         "them with DenseLabels.check_distilled against the D_S folder they were made for.")
+    if protocol.dense_step not in DENSE_STEPS:
+        raise ArgumentError(f"dense_step {protocol.dense_step!r} is not one of {', '.join(DENSE_STEPS)}: \"image\" "
+                            "steps once per batch of images, \"view\" once per batch of views.")
+    if dense is None and protocol.dense_step != EvalProtocol.dense_step:
+        raise ArgumentError(f"dense_step {protocol.dense_step!r} steps through dense labels: give dense labels, or "
+                            f"leave dense_step at {EvalProtocol.dense_step!r}.")
     if dense is None and protocol.uses_labeler and label_fn is None:
         raise ArgumentError(f"loss {protocol.loss!r} needs soft labels: give a labeler, dense labels, or use loss 'ce'.")
 
@@ -209,6 +239,7 @@ def train_student(
     opt = torch.optim.AdamW(param_groups(student, protocol.weight_decay), lr=protocol.lr, betas=(0.9, 0.999))
     images, labels = distilled.images.to(dev), distilled.labels.to(dev)
     dense_targets = dense.labels.to(dev).float() if dense is not None else None
+    per_view = dense is not None and protocol.dense_step == "view"
 
     def sync(last: bool):  # under DDP, gradients are all-reduced once per step, on its last backward pass
         return model.no_sync() if size > 1 and not last else contextlib.nullcontext()
@@ -236,13 +267,17 @@ def train_student(
                     with timer.section(len(x)), torch.no_grad(), autocast(dev):
                         teacher_logits = label_fn(x).float()
                 opt.zero_grad(set_to_none=True)
-                with sync(dense is None), autocast(dev):
+                with sync(dense is None or per_view), autocast(dev):
                     loss = _loss(model(x).float(), teacher_logits, labels[idx], perm, lam, protocol)
                 loss.backward()
                 total += loss.detach()
+                if per_view:
+                    opt.step()
                 if dense is not None:
-                    total += _local_views_backward(model, clean, dense_targets[idx], dense, g_aug, dev, sync)
-                opt.step()
+                    total += _local_views_backward(model, clean, dense_targets[idx], dense, g_aug, dev, sync,
+                                                   opt if per_view else None)
+                if not per_view:
+                    opt.step()
             if size > 1:
                 dist.all_reduce(total)
                 total /= size
