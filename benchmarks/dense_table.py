@@ -23,7 +23,7 @@ import io
 import json
 import statistics
 import zipfile
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +137,7 @@ def main() -> None:
         dense, protocol = load_dense_labels(folder), replace(hard, dense_step=step)
         dense.check_distilled(distilled, ds)
         name = f"dense-{folder.name}" + ("-per-view" if step == "view" else "")
-        settings = {**common, "protocol": asdict(protocol), "dense": str(folder)}
+        settings = {**common, "protocol": protocol.stage_key(), "dense": str(folder)}
         if hard_crops:  # the control: every crop labelled with its image's hard label
             dense = replace(dense, labels=one_hot_crops(d_s.labels, dense.labels))
             name, settings = f"{name}-hard-crops", {**settings, "crop_labels": "hard"}
@@ -157,13 +157,13 @@ def main() -> None:
     chosen = max(candidates, key=selection.get) if selection else candidates[0]
     dense = load_dense_labels(chosen[0])
     rows = {
-        "hard": row(args.out, "hard", {**common, "protocol": asdict(hard)}, seeds,
+        "hard": row(args.out, "hard", {**common, "protocol": hard.stage_key()}, seeds,
                     lambda s: evaluate(d_s, None, ds, val, hard, s, args.device)),
         "dense": dense_row(chosen, seeds),
         "hard_crops": dense_row(chosen, seeds, hard_crops=True),
-        "online_tau": row(args.out, "online_tau", {**common, "protocol": asdict(soft), "labeler": str(args.teacher)},
+        "online_tau": row(args.out, "online_tau", {**common, "protocol": soft.stage_key(), "labeler": str(args.teacher)},
                           seeds, online(args.teacher)),
-        "online_capacity": row(args.out, "online_capacity", {**common, "protocol": asdict(soft), "labeler": capacity},
+        "online_capacity": row(args.out, "online_capacity", {**common, "protocol": soft.stage_key(), "labeler": capacity},
                                seeds, online(capacity)),
     }
     dense_bytes = (chosen[0] / "labels.safetensors").stat().st_size
